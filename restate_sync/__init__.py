@@ -1,0 +1,51 @@
+"""restate_sync: Restate durable execution for plain, blocking Python handlers.
+
+Handlers are ordinary ``def`` functions; each invocation runs on its own greenlet, and every
+blocking context call parks that greenlet on the gevent hub until Restate delivers the result.
+"""
+
+from ._version import __version__
+from .context import (
+    Context,
+    ObjectContext,
+    ObjectSharedContext,
+    Request,
+    RunRetryPolicy,
+    WorkflowContext,
+    WorkflowSharedContext,
+    current_context,
+)
+from .endpoint import Endpoint, endpoint
+from .errors import TerminalError, TimeoutError
+from .futures import DurableCallFuture, DurableFuture, SendHandle
+from .serde import BytesSerde, JsonSerde, Serde
+from .service import InvocationRetryPolicy, Service, VirtualObject, Workflow, handler, main, shared
+
+__all__ = [
+    "BytesSerde",
+    "Context",
+    "DurableCallFuture",
+    "DurableFuture",
+    "Endpoint",
+    "InvocationRetryPolicy",
+    "JsonSerde",
+    "ObjectContext",
+    "ObjectSharedContext",
+    "Request",
+    "RunRetryPolicy",
+    "SendHandle",
+    "Serde",
+    "Service",
+    "TerminalError",
+    "TimeoutError",
+    "VirtualObject",
+    "Workflow",
+    "WorkflowContext",
+    "WorkflowSharedContext",
+    "__version__",
+    "current_context",
+    "endpoint",
+    "handler",
+    "main",
+    "shared",
+]

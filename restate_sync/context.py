@@ -1,0 +1,539 @@
+"""The context handlers receive: Restate's durable operations as ordinary blocking calls.
+
+Each operation records a command in the invocation's journal; operations that wait for a
+result park the handler greenlet until Restate delivers it (or the invocation suspends).
+The class a handler receives depends on its kind:
+
+=====================  =======================  ==============================================
+Context                Handler                   Adds
+=====================  =======================  ==============================================
+Context                Service                   run, sleep, calls, awakeables, request, ...
+ObjectSharedContext    VirtualObject @shared     key, get, state_keys (read-only state)
+ObjectContext          VirtualObject @handler    set, clear, clear_all
+WorkflowSharedContext  Workflow @handler         promises
+WorkflowContext        Workflow @main            promises and full state
+=====================  =======================  ==============================================
+"""
+
+from __future__ import annotations
+
+import random as _random
+import time as _time
+import uuid as _uuid
+from collections.abc import Callable, Mapping
+from contextvars import ContextVar
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from greenlet import getcurrent
+
+from .errors import TerminalError
+from .futures import DurableCallFuture, DurableFuture, SendHandle, identity, void_to_none
+from .protocol.vm import VOID, Combinator, CombinatorKind, Failure, RetryPolicy
+from .serde import DEFAULT_SERDE, Serde
+from .service import service_definition
+
+if TYPE_CHECKING:
+    from .server.invocation import Attempt
+
+__all__ = [
+    "Context",
+    "ObjectContext",
+    "ObjectSharedContext",
+    "Request",
+    "RunRetryPolicy",
+    "WorkflowContext",
+    "WorkflowSharedContext",
+    "current_context",
+]
+
+T = TypeVar("T")
+
+_current: ContextVar[Context | None] = ContextVar("restate_sync_context", default=None)
+
+
+def _seconds(value: float | timedelta, what: str) -> float:
+    if isinstance(value, timedelta):
+        return value.total_seconds()
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    raise TypeError(f"{what} must be seconds (int/float) or a timedelta, not {type(value).__name__}")
+
+
+class RunRetryPolicy:
+    """Retry policy of one ``run`` step; durations in seconds or ``timedelta``.
+
+    When attempts or duration are exhausted, the step fails with a ``TerminalError`` carrying
+    the last error's message. With no policy, Restate's invocation retry policy applies.
+    """
+
+    __slots__ = ("initial_interval", "interval_factor", "max_attempts", "max_duration", "max_interval")
+
+    def __init__(
+        self,
+        initial_interval: float | timedelta | None = None,
+        max_attempts: int | None = None,
+        interval_factor: float = 2.0,
+        max_interval: float | timedelta | None = None,
+        max_duration: float | timedelta | None = None,
+    ) -> None:
+        self.initial_interval = initial_interval
+        self.max_attempts = max_attempts
+        self.interval_factor = interval_factor
+        self.max_interval = max_interval
+        self.max_duration = max_duration
+
+    def _to_vm(self) -> RetryPolicy:
+        def ms(value: float | timedelta | None, what: str) -> int | None:
+            return None if value is None else round(_seconds(value, what) * 1000)
+
+        return RetryPolicy(
+            initial_interval_ms=ms(self.initial_interval, "initial_interval"),
+            factor=self.interval_factor,
+            max_interval_ms=ms(self.max_interval, "max_interval"),
+            max_attempts=self.max_attempts,
+            max_duration_ms=ms(self.max_duration, "max_duration"),
+        )
+
+
+class Request:
+    """The invocation's request: id, headers and raw body."""
+
+    __slots__ = ("body", "headers", "id")
+
+    def __init__(self, invocation_id: str, headers: dict[str, str], body: bytes) -> None:
+        self.id = invocation_id
+        self.headers = headers
+        self.body = body
+
+    def __repr__(self) -> str:
+        return f"Request(id={self.id!r})"
+
+
+class Context:
+    """Context of a ``Service`` handler; the base of every context."""
+
+    __slots__ = ("__weakref__", "_attempt", "_closed", "_random", "_request", "_token")
+
+    def __init__(self, attempt: Attempt) -> None:
+        self._attempt = attempt
+        self._closed = False
+        invocation = attempt.input
+        self._random = _random.Random(invocation.random_seed)
+        self._request = Request(invocation.invocation_id, dict(invocation.headers), invocation.input)
+        self._token = _current.set(self)
+
+    # ------------------------------------------------------------------ plumbing
+
+    def _attempt_for_call(self) -> Attempt:
+        attempt = self._attempt
+        if getcurrent() is not attempt.greenlet:
+            raise RuntimeError(
+                "Restate context used outside its handler greenlet (for example inside a run block, "
+                "or from a greenlet/thread the handler spawned); side effects must not call the context"
+            )
+        if self._closed:
+            raise RuntimeError("this Restate context belongs to an invocation that has already returned")
+        return attempt
+
+    def _close(self) -> None:
+        self._closed = True
+        try:
+            _current.reset(self._token)
+        except ValueError:  # reset from another context: nothing to restore
+            _current.set(None)
+
+    # ------------------------------------------------------------------ invocation metadata
+
+    @property
+    def request(self) -> Request:
+        """The invocation's id, headers and raw input body."""
+        return self._request
+
+    @property
+    def invocation_id(self) -> str:
+        return self._request.id
+
+    def random(self) -> _random.Random:
+        """A deterministic PRNG seeded by the invocation; the same sequence on every replay."""
+        return self._random
+
+    def uuid(self) -> _uuid.UUID:
+        """A deterministic UUID v4 (stable across replays)."""
+        return _uuid.UUID(int=self._random.getrandbits(128), version=4)
+
+    def time(self) -> float:
+        """The current wall-clock time (epoch seconds), recorded durably on first execution."""
+        return self.run_sync("restate_sync.time", _time.time)
+
+    # ------------------------------------------------------------------ side effects
+
+    def run(
+        self,
+        name: str,
+        fn: Callable[..., T],
+        *args: Any,
+        serde: Serde[T] = DEFAULT_SERDE,
+        retry_policy: RunRetryPolicy | None = None,
+        background: bool = False,
+    ) -> DurableFuture[T]:
+        """Run ``fn(*args)`` once and record its result; on replay return the recorded result.
+
+        The block starts lazily, when its result (or a combinator over it) is awaited.
+        ``TerminalError`` raised by ``fn`` is recorded as the step's failure; any other
+        exception retries the step according to ``retry_policy``. With ``background=True`` the
+        block runs in gevent's thread pool (for CPU-bound native code).
+        """
+        attempt = self._attempt_for_call()
+        handle = attempt.vm.sys_run(name)
+        bound: Callable[[], Any] = (lambda: fn(*args)) if args else fn
+        attempt.register_run(
+            handle,
+            bound,
+            retry_policy._to_vm() if retry_policy is not None else None,
+            background,
+            serde.serialize,
+        )
+        return DurableFuture(self, handle, _decoder(serde))
+
+    def run_sync(
+        self,
+        name: str,
+        fn: Callable[..., T],
+        *args: Any,
+        serde: Serde[T] = DEFAULT_SERDE,
+        retry_policy: RunRetryPolicy | None = None,
+        background: bool = False,
+    ) -> T:
+        """``run(...)`` and wait for its result."""
+        return self.run(name, fn, *args, serde=serde, retry_policy=retry_policy, background=background).result()
+
+    def sleep(self, duration: float | timedelta, name: str = "") -> DurableFuture[None]:
+        """A durable timer; ``.result()`` returns once ``duration`` has passed."""
+        attempt = self._attempt_for_call()
+        wake_up = int(_time.time() * 1000) + round(_seconds(duration, "sleep duration") * 1000)
+        return DurableFuture(self, attempt.vm.sys_sleep(wake_up, name), void_to_none)
+
+    # ------------------------------------------------------------------ calls
+
+    def _target(
+        self, service: Any, handler: Any, input_serde: Serde[Any] | None, output_serde: Serde[Any] | None
+    ) -> tuple[str, str, Serde[Any], Serde[Any]]:
+        handler_name = handler if isinstance(handler, str) else getattr(handler, "__name__", None)
+        if not isinstance(handler_name, str):
+            raise TypeError(f"handler must be a name or a handler function, not {handler!r}")
+        if isinstance(service, str):
+            return service, handler_name, input_serde or DEFAULT_SERDE, output_serde or DEFAULT_SERDE
+        definition = service_definition(service)
+        target = definition.handlers.get(handler_name)
+        if target is None:
+            # the function's wire name may differ from its Python name
+            target = next((h for h in definition.handlers.values() if h.fn is handler), None)
+        if target is None:
+            raise ValueError(f"{definition.name} has no handler {handler_name!r}")
+        return (
+            definition.name,
+            target.name,
+            input_serde or target.input_serde,
+            output_serde or target.output_serde,
+        )
+
+    def _call(
+        self,
+        service: Any,
+        handler: Any,
+        key: str,
+        arg: Any,
+        idempotency_key: str | None,
+        headers: Mapping[str, str] | None,
+        input_serde: Serde[Any] | None,
+        output_serde: Serde[Any] | None,
+    ) -> DurableCallFuture[Any]:
+        attempt = self._attempt_for_call()
+        service_name, handler_name, in_serde, out_serde = self._target(service, handler, input_serde, output_serde)
+        invocation_id_handle, result_handle = attempt.vm.sys_call(
+            service_name,
+            handler_name,
+            in_serde.serialize(arg),
+            key=key,
+            idempotency_key=idempotency_key,
+            headers=list(headers.items()) if headers else (),
+        )
+        return DurableCallFuture(
+            self,
+            result_handle,
+            _decoder(out_serde),
+            DurableFuture(self, invocation_id_handle, identity),
+        )
+
+    def _send(
+        self,
+        service: Any,
+        handler: Any,
+        key: str,
+        arg: Any,
+        delay: float | timedelta | None,
+        idempotency_key: str | None,
+        headers: Mapping[str, str] | None,
+        input_serde: Serde[Any] | None,
+    ) -> SendHandle:
+        attempt = self._attempt_for_call()
+        service_name, handler_name, in_serde, _ = self._target(service, handler, input_serde, None)
+        invoke_time = 0
+        if delay is not None:
+            delay_s = _seconds(delay, "delay")
+            if delay_s > 0:
+                invoke_time = int(_time.time() * 1000) + round(delay_s * 1000)
+        handle = attempt.vm.sys_send(
+            service_name,
+            handler_name,
+            in_serde.serialize(arg),
+            key=key,
+            idempotency_key=idempotency_key,
+            headers=list(headers.items()) if headers else (),
+            invoke_time_ms=invoke_time,
+        )
+        return SendHandle(self, DurableFuture(self, handle, identity))
+
+    def service_call(
+        self,
+        service: Any,
+        handler: Any,
+        arg: Any = None,
+        *,
+        idempotency_key: str | None = None,
+        headers: Mapping[str, str] | None = None,
+        input_serde: Serde[Any] | None = None,
+        output_serde: Serde[Any] | None = None,
+    ) -> DurableCallFuture[Any]:
+        """Call a ``Service`` handler; ``.result()`` waits for its response."""
+        return self._call(service, handler, "", arg, idempotency_key, headers, input_serde, output_serde)
+
+    def object_call(
+        self,
+        service: Any,
+        handler: Any,
+        key: str,
+        arg: Any = None,
+        *,
+        idempotency_key: str | None = None,
+        headers: Mapping[str, str] | None = None,
+        input_serde: Serde[Any] | None = None,
+        output_serde: Serde[Any] | None = None,
+    ) -> DurableCallFuture[Any]:
+        """Call a ``VirtualObject`` handler on ``key``."""
+        return self._call(service, handler, key, arg, idempotency_key, headers, input_serde, output_serde)
+
+    def workflow_call(
+        self,
+        service: Any,
+        handler: Any,
+        key: str,
+        arg: Any = None,
+        *,
+        idempotency_key: str | None = None,
+        headers: Mapping[str, str] | None = None,
+        input_serde: Serde[Any] | None = None,
+        output_serde: Serde[Any] | None = None,
+    ) -> DurableCallFuture[Any]:
+        """Call a ``Workflow`` handler on ``key``."""
+        return self._call(service, handler, key, arg, idempotency_key, headers, input_serde, output_serde)
+
+    def service_send(
+        self,
+        service: Any,
+        handler: Any,
+        arg: Any = None,
+        *,
+        delay: float | timedelta | None = None,
+        idempotency_key: str | None = None,
+        headers: Mapping[str, str] | None = None,
+        input_serde: Serde[Any] | None = None,
+    ) -> SendHandle:
+        """Invoke a ``Service`` handler without waiting (optionally after ``delay``)."""
+        return self._send(service, handler, "", arg, delay, idempotency_key, headers, input_serde)
+
+    def object_send(
+        self,
+        service: Any,
+        handler: Any,
+        key: str,
+        arg: Any = None,
+        *,
+        delay: float | timedelta | None = None,
+        idempotency_key: str | None = None,
+        headers: Mapping[str, str] | None = None,
+        input_serde: Serde[Any] | None = None,
+    ) -> SendHandle:
+        """Invoke a ``VirtualObject`` handler on ``key`` without waiting."""
+        return self._send(service, handler, key, arg, delay, idempotency_key, headers, input_serde)
+
+    def workflow_send(
+        self,
+        service: Any,
+        handler: Any,
+        key: str,
+        arg: Any = None,
+        *,
+        delay: float | timedelta | None = None,
+        idempotency_key: str | None = None,
+        headers: Mapping[str, str] | None = None,
+        input_serde: Serde[Any] | None = None,
+    ) -> SendHandle:
+        """Invoke a ``Workflow`` handler on ``key`` without waiting."""
+        return self._send(service, handler, key, arg, delay, idempotency_key, headers, input_serde)
+
+    def cancel_invocation(self, invocation_id: str) -> None:
+        """Cancel another invocation."""
+        self._attempt_for_call().vm.sys_cancel_invocation(invocation_id)
+
+    # ------------------------------------------------------------------ awakeables
+
+    def awakeable(self, serde: Serde[T] = DEFAULT_SERDE) -> tuple[str, DurableFuture[T]]:
+        """An id an outside system can resolve, and the future of its payload."""
+        attempt = self._attempt_for_call()
+        awakeable_id, handle = attempt.vm.sys_awakeable()
+        return awakeable_id, DurableFuture(self, handle, _decoder(serde))
+
+    def resolve_awakeable(self, awakeable_id: str, payload: Any, serde: Serde[Any] = DEFAULT_SERDE) -> None:
+        self._attempt_for_call().vm.sys_complete_awakeable(awakeable_id, serde.serialize(payload))
+
+    def reject_awakeable(self, awakeable_id: str, message: str, code: int = 500) -> None:
+        self._attempt_for_call().vm.sys_complete_awakeable(awakeable_id, Failure(code, message))
+
+    # ------------------------------------------------------------------ combinators
+
+    def wait_any(self, *futures: DurableFuture[Any]) -> tuple[list[DurableFuture[Any]], list[DurableFuture[Any]]]:
+        """Wait until at least one future is done; return ``(done, pending)`` in argument order."""
+        if not futures:
+            raise ValueError("wait_any needs at least one future")
+        attempt = self._attempt_for_call()
+        if not any(f.done() for f in futures):
+            tree = Combinator(CombinatorKind.FIRST_COMPLETED, tuple(f._handle for f in futures))
+            if attempt.block_on(tree).name == "CANCELLED":
+                from .futures import cancelled_error
+
+                raise cancelled_error()
+        done = [f for f in futures if f.done()]
+        return done, [f for f in futures if not f.done()]
+
+
+class ObjectSharedContext(Context):
+    """Context of a ``VirtualObject`` shared handler: its key and read-only state."""
+
+    __slots__ = ()
+
+    @property
+    def key(self) -> str:
+        """The object's (or workflow's) key."""
+        return self._attempt.input.key
+
+    def get(self, name: str, serde: Serde[T] = DEFAULT_SERDE) -> T | None:
+        """The value of state entry ``name``, or ``None`` when absent."""
+        return self.get_async(name, serde).result()
+
+    def get_async(self, name: str, serde: Serde[T] = DEFAULT_SERDE) -> DurableFuture[T | None]:
+        attempt = self._attempt_for_call()
+        return DurableFuture(self, attempt.vm.sys_get_state(name), _state_decoder(serde))
+
+    def state_keys(self) -> list[str]:
+        """Names of all state entries."""
+        return self.state_keys_async().result()
+
+    def state_keys_async(self) -> DurableFuture[list[str]]:
+        attempt = self._attempt_for_call()
+        return DurableFuture(self, attempt.vm.sys_get_state_keys(), identity)
+
+    def __getattr__(self, name: str) -> Any:
+        if name in ("set", "clear", "clear_all"):
+            raise AttributeError(
+                f"ctx.{name}() is not available in a shared handler: shared handlers have read-only "
+                "state (use an exclusive @restate.handler to modify state)"
+            )
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+
+
+class ObjectContext(ObjectSharedContext):
+    """Context of a ``VirtualObject`` exclusive handler: full read/write state."""
+
+    __slots__ = ()
+
+    def set(self, name: str, value: Any, serde: Serde[Any] = DEFAULT_SERDE) -> None:
+        """Set state entry ``name``."""
+        self._attempt_for_call().vm.sys_set_state(name, serde.serialize(value))
+
+    def clear(self, name: str) -> None:
+        """Delete state entry ``name``."""
+        self._attempt_for_call().vm.sys_clear_state(name)
+
+    def clear_all(self) -> None:
+        """Delete every state entry."""
+        self._attempt_for_call().vm.sys_clear_all_state()
+
+
+class WorkflowSharedContext(ObjectSharedContext):
+    """Context of a workflow's shared handlers: read-only state and durable promises."""
+
+    __slots__ = ()
+
+    def promise(self, name: str, serde: Serde[T] = DEFAULT_SERDE) -> T:
+        """Block until the durable promise ``name`` is resolved; return its value."""
+        return self.promise_async(name, serde).result()
+
+    def promise_async(self, name: str, serde: Serde[T] = DEFAULT_SERDE) -> DurableFuture[T]:
+        attempt = self._attempt_for_call()
+        return DurableFuture(self, attempt.vm.sys_get_promise(name), _decoder(serde))
+
+    def peek_promise(self, name: str, serde: Serde[T] = DEFAULT_SERDE) -> T | None:
+        """The promise's value if it is resolved, else ``None``."""
+        attempt = self._attempt_for_call()
+        return DurableFuture(self, attempt.vm.sys_peek_promise(name), _state_decoder(serde)).result()
+
+    def resolve_promise(self, name: str, payload: Any, serde: Serde[Any] = DEFAULT_SERDE) -> None:
+        """Resolve the durable promise ``name``; raises ``TerminalError`` if already completed."""
+        attempt = self._attempt_for_call()
+        DurableFuture(self, attempt.vm.sys_complete_promise(name, serde.serialize(payload)), void_to_none).result()
+
+    def reject_promise(self, name: str, message: str, code: int = 500) -> None:
+        """Reject the durable promise ``name``."""
+        attempt = self._attempt_for_call()
+        DurableFuture(self, attempt.vm.sys_complete_promise(name, Failure(code, message)), void_to_none).result()
+
+
+class WorkflowContext(WorkflowSharedContext, ObjectContext):
+    """Context of a workflow's ``@main`` handler: full state and durable promises."""
+
+    __slots__ = ()
+
+
+def _decoder(serde: Serde[T]) -> Callable[[Any], T]:
+    deserialize = serde.deserialize
+
+    def decode(raw: Any) -> T:
+        if raw is VOID:
+            return None  # type: ignore[return-value]
+        return deserialize(raw)
+
+    return decode
+
+
+def _state_decoder(serde: Serde[T]) -> Callable[[Any], T | None]:
+    deserialize = serde.deserialize
+
+    def decode(raw: Any) -> T | None:
+        if raw is VOID:
+            return None
+        try:
+            return deserialize(raw)
+        except Exception as exc:
+            raise TerminalError(f"cannot decode a stored value: {exc}") from exc
+
+    return decode
+
+
+def current_context() -> Context:
+    """The context of the handler running on this greenlet."""
+    ctx = _current.get()
+    if ctx is None:
+        raise RuntimeError("restate.current_context() called outside a Restate handler")
+    return ctx

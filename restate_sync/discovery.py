@@ -1,0 +1,154 @@
+"""The discovery manifest (``GET /discover``), versions v2–v4 negotiated per request."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from .protocol.vm import MAX_PROTOCOL_VERSION, MIN_PROTOCOL_VERSION
+from .service import HandlerDefinition, HandlerKind, Options, ServiceDefinition, duration_ms
+
+__all__ = ["MANIFEST_CONTENT_TYPE", "ManifestError", "build_manifest", "negotiate_manifest_version"]
+
+MANIFEST_CONTENT_TYPE = "application/vnd.restate.endpointmanifest.v{}+json"
+SUPPORTED_MANIFEST_VERSIONS = (4, 3, 2)
+_MANIFEST_PREFIX = "application/vnd.restate.endpointmanifest.v"
+
+# the manifest version that introduced each option field
+_FIELD_VERSIONS = {
+    "documentation": 2,
+    "metadata": 2,
+    "inactivityTimeout": 3,
+    "abortTimeout": 3,
+    "journalRetention": 3,
+    "idempotencyRetention": 3,
+    "enableLazyState": 3,
+    "ingressPrivate": 3,
+    "workflowCompletionRetention": 3,
+    "retryPolicyInitialInterval": 4,
+    "retryPolicyMaxInterval": 4,
+    "retryPolicyMaxAttempts": 4,
+    "retryPolicyExponentiationFactor": 4,
+    "retryPolicyOnMaxAttempts": 4,
+}
+
+
+class ManifestError(Exception):
+    """The services cannot be described in the negotiated manifest version."""
+
+
+def negotiate_manifest_version(accept: str | None) -> int | None:
+    """Highest supported manifest version named in ``Accept``; v2 when no header; None if none."""
+    if not accept:
+        return 2
+    offered: set[int] = set()
+    for part in accept.split(","):
+        media = part.split(";", 1)[0].strip().lower()
+        if media.startswith(_MANIFEST_PREFIX) and media.endswith("+json"):
+            number = media[len(_MANIFEST_PREFIX) : -len("+json")]
+            if number.isdigit():
+                offered.add(int(number))
+    for version in SUPPORTED_MANIFEST_VERSIONS:
+        if version in offered:
+            return version
+    return None
+
+
+def _option_fields(options: Options) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    if options.description is not None:
+        out["documentation"] = options.description
+    if options.metadata:
+        out["metadata"] = dict(options.metadata)
+    for name, key in (
+        ("inactivity_timeout", "inactivityTimeout"),
+        ("abort_timeout", "abortTimeout"),
+        ("journal_retention", "journalRetention"),
+        ("idempotency_retention", "idempotencyRetention"),
+    ):
+        value = duration_ms(getattr(options, name), name)
+        if value is not None:
+            out[key] = value
+    if options.enable_lazy_state is not None:
+        out["enableLazyState"] = options.enable_lazy_state
+    if options.ingress_private is not None:
+        out["ingressPrivate"] = options.ingress_private
+    policy = options.invocation_retry_policy
+    if policy is not None:
+        if policy.initial_interval is not None:
+            out["retryPolicyInitialInterval"] = duration_ms(policy.initial_interval, "initial_interval")
+        if policy.max_interval is not None:
+            out["retryPolicyMaxInterval"] = duration_ms(policy.max_interval, "max_interval")
+        if policy.max_attempts is not None:
+            out["retryPolicyMaxAttempts"] = policy.max_attempts
+        if policy.exponentiation_factor is not None:
+            out["retryPolicyExponentiationFactor"] = float(policy.exponentiation_factor)
+        if policy.on_max_attempts is not None:
+            out["retryPolicyOnMaxAttempts"] = str(policy.on_max_attempts).upper()
+    return out
+
+
+def _check_version(fields: dict[str, Any], version: int, where: str) -> None:
+    for key in fields:
+        needed = _FIELD_VERSIONS.get(key)
+        if needed is not None and needed > version:
+            raise ManifestError(
+                f"{where}: option {key!r} needs discovery manifest v{needed}, but the runtime negotiated "
+                f"v{version}; upgrade restate-server or remove the option"
+            )
+
+
+def _handler_manifest(service: ServiceDefinition, handler: HandlerDefinition, version: int) -> dict[str, Any]:
+    entry: dict[str, Any] = {"name": handler.name}
+    if handler.kind is not None:
+        entry["ty"] = handler.kind.value
+    if handler.takes_input:
+        content_type = handler.accept or getattr(handler.input_serde, "content_type", "application/json")
+        entry["input"] = {"required": False, "contentType": content_type}
+        schema = _schema(handler.input_serde)
+        if schema is not None:
+            entry["input"]["jsonSchema"] = schema
+    else:
+        entry["input"] = {}
+    output_type = handler.content_type or getattr(handler.output_serde, "content_type", "application/json")
+    entry["output"] = {"setContentTypeIfEmpty": False, "contentType": output_type}
+    schema = _schema(handler.output_serde)
+    if schema is not None:
+        entry["output"]["jsonSchema"] = schema
+    fields = _option_fields(handler.options)
+    retention = duration_ms(handler.workflow_completion_retention, "workflow_completion_retention")
+    if retention is not None:
+        if handler.kind is not HandlerKind.WORKFLOW:
+            raise ManifestError(f"{service.name}/{handler.name}: workflow_completion_retention needs @main")
+        fields["workflowCompletionRetention"] = retention
+    _check_version(fields, version, f"{service.name}/{handler.name}")
+    entry.update(fields)
+    return entry
+
+
+def _schema(serde: Any) -> Any:
+    schema_of = getattr(serde, "json_schema", None)
+    return schema_of() if callable(schema_of) else None
+
+
+def build_manifest(
+    services: Iterable[ServiceDefinition], version: int, protocol_mode: str = "BIDI_STREAM"
+) -> dict[str, Any]:
+    """The manifest document for ``services`` in manifest ``version`` (2–4)."""
+    described = []
+    for service in services:
+        entry: dict[str, Any] = {
+            "name": service.name,
+            "ty": service.kind.value,
+            "handlers": [_handler_manifest(service, h, version) for h in service.handlers.values()],
+        }
+        fields = _option_fields(service.options)
+        _check_version(fields, version, service.name)
+        entry.update(fields)
+        described.append(entry)
+    return {
+        "protocolMode": protocol_mode,
+        "minProtocolVersion": MIN_PROTOCOL_VERSION,
+        "maxProtocolVersion": MAX_PROTOCOL_VERSION,
+        "services": described,
+    }

@@ -1,0 +1,206 @@
+"""The endpoint: binds services and answers the runtime's requests.
+
+Routes (matched on the path suffix, so deployments may sit under a prefix):
+
+* ``GET  .../health``                     → 200 ``{"status":"ok"}``
+* ``GET  .../discover``                   → the manifest (v2–v4 from ``Accept``, else 415)
+* ``POST .../invoke/{service}/{handler}`` → one invocation attempt (415 for a content type that is
+  not a supported protocol version, 404 for an unknown service or handler)
+
+Every response carries ``x-restate-server``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any, Protocol
+
+import ujson
+
+from ._version import __version__
+from .context import (
+    Context,
+    ObjectContext,
+    ObjectSharedContext,
+    WorkflowContext,
+    WorkflowSharedContext,
+)
+from .discovery import MANIFEST_CONTENT_TYPE, ManifestError, build_manifest, negotiate_manifest_version
+from .protocol.vm import MAX_PROTOCOL_VERSION, MIN_PROTOCOL_VERSION, VM
+from .server.invocation import Attempt, Inbox
+from .service import HandlerDefinition, HandlerKind, ServiceDefinition, ServiceKind, service_definition
+
+__all__ = ["Endpoint", "HttpExchange", "endpoint"]
+
+logger = logging.getLogger("restate_sync.endpoint")
+
+SERVER_HEADER = ("x-restate-server", f"restate-sdk-python-gevent/{__version__}")
+_INVOCATION_PREFIX = "application/vnd.restate.invocation.v"
+
+
+class HttpExchange(Protocol):
+    """One HTTP request/response as the servers hand it to the endpoint."""
+
+    method: str
+    path: str
+    headers: dict[str, str]  # lower-case names
+    http2: bool
+    inbox: Inbox  # request body: bytes chunks, then EOF (or DISCONNECTED)
+
+    def respond(self, status: int, headers: list[tuple[str, str]], body: bytes | None = None) -> None:
+        """Send the response head; with ``body`` also send it and end the response."""
+
+    def write(self, data: bytes) -> None:
+        """Send response body bytes (after ``respond`` without a body)."""
+
+    def close(self) -> None:
+        """End the response."""
+
+
+def _context_class(service: ServiceDefinition, handler: HandlerDefinition) -> Callable[[Attempt], Context]:
+    if service.kind is ServiceKind.SERVICE:
+        return Context
+    if service.kind is ServiceKind.VIRTUAL_OBJECT:
+        return ObjectSharedContext if handler.kind is HandlerKind.SHARED else ObjectContext
+    return WorkflowContext if handler.kind is HandlerKind.WORKFLOW else WorkflowSharedContext
+
+
+class Endpoint:
+    """A set of services served together. Build it with :func:`restate_sync.endpoint`."""
+
+    def __init__(self) -> None:
+        self._services: dict[str, ServiceDefinition] = {}
+        self._protocol_mode: str | None = None
+        self.identity_keys: list[str] = []
+
+    # ------------------------------------------------------------------ configuration
+
+    def bind(self, *services: Any) -> Endpoint:
+        """Add services (``Service``/``VirtualObject``/``Workflow`` subclasses)."""
+        for service in services:
+            definition = service_definition(service)
+            existing = self._services.get(definition.name)
+            if existing is not None and existing is not definition:
+                raise ValueError(f"two services are named {definition.name!r}")
+            self._services[definition.name] = definition
+        return self
+
+    @property
+    def services(self) -> dict[str, ServiceDefinition]:
+        return dict(self._services)
+
+    def streaming_protocol(self) -> Endpoint:
+        """Always announce bidirectional streaming (the HTTP/2 default)."""
+        self._protocol_mode = "BIDI_STREAM"
+        return self
+
+    def request_response_protocol(self) -> Endpoint:
+        """Always announce request/response mode (every await that blocks suspends)."""
+        self._protocol_mode = "REQUEST_RESPONSE"
+        return self
+
+    # ------------------------------------------------------------------ serving
+
+    def serve(self, bind: str = "127.0.0.1:9080") -> None:
+        """Serve forever on ``host:port`` with the gevent HTTP/2 server."""
+        from .server.h2server import serve
+
+        serve(self, bind)
+
+    def handle(self, exchange: HttpExchange) -> None:
+        """Answer one request; runs on its own greenlet."""
+        path = exchange.path.split("?", 1)[0]
+        segments = path.rstrip("/").split("/")
+        if len(segments) >= 3 and segments[-3] == "invoke":
+            if exchange.method != "POST":
+                self._plain(exchange, 405, f"{exchange.method} not allowed on {path}; invocations use POST")
+                return
+            self._invoke(exchange, segments[-2], segments[-1])
+        elif segments[-1] == "discover":
+            self._discover(exchange)
+        elif segments[-1] == "health":
+            exchange.respond(200, [("content-type", "application/json"), SERVER_HEADER], b'{"status":"ok"}')
+        else:
+            logger.warning("no route for %s %s", exchange.method, path)
+            self._plain(exchange, 404, f"no route for {path}")
+
+    def _plain(self, exchange: HttpExchange, status: int, message: str) -> None:
+        exchange.respond(
+            status, [("content-type", "text/plain; charset=utf-8"), SERVER_HEADER], message.encode("utf-8")
+        )
+
+    def _discover(self, exchange: HttpExchange) -> None:
+        version = negotiate_manifest_version(exchange.headers.get("accept"))
+        if version is None:
+            logger.warning("discovery: no supported manifest version in Accept: %r", exchange.headers.get("accept"))
+            self._plain(
+                exchange,
+                415,
+                "unsupported discovery manifest version; this SDK serves v2, v3 and v4 "
+                f"(Accept was {exchange.headers.get('accept')!r})",
+            )
+            return
+        mode = self._protocol_mode or ("BIDI_STREAM" if exchange.http2 else "REQUEST_RESPONSE")
+        try:
+            manifest = build_manifest(self._services.values(), version, mode)
+        except ManifestError as exc:
+            logger.error("discovery failed: %s", exc)
+            self._plain(exchange, 500, str(exc))
+            return
+        exchange.respond(
+            200,
+            [("content-type", MANIFEST_CONTENT_TYPE.format(version)), SERVER_HEADER],
+            ujson.dumps(manifest, ensure_ascii=False, escape_forward_slashes=False).encode("utf-8"),
+        )
+
+    def _invoke(self, exchange: HttpExchange, service_name: str, handler_name: str) -> None:
+        content_type = exchange.headers.get("content-type", "")
+        version = _protocol_version(content_type)
+        if version is None:
+            if content_type.startswith(_INVOCATION_PREFIX):
+                message = (
+                    f"unsupported service protocol version {content_type!r}: this SDK speaks "
+                    f"v{MIN_PROTOCOL_VERSION} to v{MAX_PROTOCOL_VERSION}; re-discover the deployment"
+                )
+            else:
+                message = (
+                    f"content type {content_type!r} is not a Restate invocation; invoke handlers "
+                    "through restate-server"
+                )
+            logger.warning("invoke %s/%s: %s", service_name, handler_name, message)
+            self._plain(exchange, 415, message)
+            return
+        service = self._services.get(service_name)
+        handler = service.handlers.get(handler_name) if service is not None else None
+        if service is None or handler is None:
+            what = f"service {service_name!r}" if service is None else f"handler {service_name}/{handler_name}"
+            logger.warning("invoke: unknown %s", what)
+            self._plain(exchange, 404, f"unknown {what}; known services: {', '.join(sorted(self._services))}")
+            return
+        exchange.respond(200, [("content-type", content_type), SERVER_HEADER])
+        attempt = Attempt(
+            service,
+            handler,
+            VM(version),
+            exchange.inbox,
+            exchange,
+            context_factory=_context_class(service, handler),
+        )
+        attempt.run()
+
+
+def _protocol_version(content_type: str) -> int | None:
+    value = content_type.split(";", 1)[0].strip().lower()
+    if not value.startswith(_INVOCATION_PREFIX):
+        return None
+    number = value[len(_INVOCATION_PREFIX) :]
+    if not number.isdigit():
+        return None
+    version = int(number)
+    return version if MIN_PROTOCOL_VERSION <= version <= MAX_PROTOCOL_VERSION else None
+
+
+def endpoint(*services: Any) -> Endpoint:
+    """An endpoint serving ``services``; add more later with ``.bind(...)``."""
+    return Endpoint().bind(*services)

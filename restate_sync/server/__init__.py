@@ -1,0 +1,1 @@
+"""Transports: the gevent HTTP/2 server and the per-invocation driver."""

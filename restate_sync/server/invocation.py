@@ -1,0 +1,377 @@
+"""The invocation driver: runs one attempt of a handler on its own greenlet.
+
+Everything that happens to an attempt arrives on one :class:`Inbox` — request body bytes from
+the connection, end of input, disconnection, results of ``run`` blocks — and is consumed only
+by the handler greenlet, which is the only code that touches the :class:`~..protocol.vm.VM`.
+Before the greenlet blocks, it flushes whatever the VM wrote.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import traceback
+from collections import deque
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, Protocol
+
+import gevent
+from gevent.hub import Waiter
+from greenlet import getcurrent
+
+from ..errors import DisconnectedError, InvocationFailedError, SuspendedError, TerminalError
+from ..protocol.vm import VM, Failure, FutureTree, Progress, RetryPolicy
+
+if TYPE_CHECKING:
+    from ..service import HandlerDefinition, ServiceDefinition
+
+__all__ = ["EOF", "DISCONNECTED", "Attempt", "Inbox", "ResponseSink"]
+
+logger = logging.getLogger("restate_sync.invocation")
+
+
+class _Signal:
+    __slots__ = ("name",)
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def __repr__(self) -> str:
+        return self.name
+
+
+EOF = _Signal("EOF")
+"""Inbox item: the request body ended."""
+DISCONNECTED = _Signal("DISCONNECTED")
+"""Inbox item: the stream was reset or the connection was lost."""
+
+
+class RunOutcome:
+    """Inbox item: a ``run`` block finished (``error`` set when it raised)."""
+
+    __slots__ = ("duration_ms", "error", "handle", "value")
+
+    def __init__(self, handle: int, value: Any, error: BaseException | None, duration_ms: int) -> None:
+        self.handle = handle
+        self.value = value
+        self.error = error
+        self.duration_ms = duration_ms
+
+
+class Inbox:
+    """Single-consumer queue the handler greenlet blocks on; any greenlet may put."""
+
+    __slots__ = ("_items", "_waiter")
+
+    def __init__(self) -> None:
+        self._items: deque[Any] = deque()
+        self._waiter: Waiter | None = None
+
+    def put(self, item: Any) -> None:
+        self._items.append(item)
+        waiter = self._waiter
+        if waiter is not None:
+            self._waiter = None
+            hub = gevent.get_hub()
+            if getcurrent() is hub:
+                waiter.switch(None)
+            else:
+                hub.loop.run_callback(waiter.switch, None)
+
+    def get(self, timeout: float | None = None) -> Any:
+        """Next item; blocks the calling greenlet. Returns ``None`` on timeout."""
+        if self._items:
+            return self._items.popleft()
+        waiter = Waiter()
+        self._waiter = waiter
+        if timeout is None:
+            waiter.get()
+        else:
+            timer = gevent.get_hub().loop.timer(timeout)
+            timer.start(waiter.switch, None)
+            try:
+                waiter.get()
+            finally:
+                timer.close()
+        self._waiter = None
+        return self._items.popleft() if self._items else None
+
+    def get_nowait(self) -> Any:
+        return self._items.popleft() if self._items else None
+
+
+class ResponseSink(Protocol):
+    """Where an attempt writes its response body (an HTTP/2 stream or HTTP/1.1 response)."""
+
+    def write(self, data: bytes) -> None: ...
+
+    def close(self) -> None: ...
+
+
+# Ceiling on how long a finished attempt waits for the runtime to close the request half.
+END_OF_INPUT_GRACE = 5.0
+
+
+class Attempt:
+    """One attempt of one invocation: feeds the VM, runs the handler, writes the response."""
+
+    def __init__(
+        self,
+        service: ServiceDefinition,
+        handler: HandlerDefinition,
+        vm: VM,
+        inbox: Inbox,
+        sink: ResponseSink,
+        *,
+        context_factory: Callable[[Attempt], Any],
+    ) -> None:
+        self.service = service
+        self.handler = handler
+        self.vm = vm
+        self.inbox = inbox
+        self.sink = sink
+        self.greenlet: Any = None
+        self._context_factory = context_factory
+        self._disconnected = False
+        self._runs: dict[int, Any] = {}
+        self._run_specs: dict[int, tuple[Callable[[], Any], RetryPolicy | None, bool, Callable[[Any], bytes]]] = {}
+        self.invocation_id = ""
+        self.input: Any = None
+
+    # ------------------------------------------------------------------ input
+
+    def _handle_item(self, item: Any) -> None:
+        vm = self.vm
+        if isinstance(item, (bytes, bytearray, memoryview)):
+            vm.notify_input(bytes(item))
+        elif item is EOF:
+            vm.notify_input_closed()
+        elif item is DISCONNECTED:
+            self._disconnected = True
+            raise DisconnectedError()
+        elif isinstance(item, RunOutcome):
+            self._runs.pop(item.handle, None)
+            self._propose(item)
+        else:  # pragma: no cover - programming error
+            raise AssertionError(f"unexpected inbox item {item!r}")
+
+    def _pump(self) -> None:
+        """Block for one inbox item, then take whatever else is already queued."""
+        self._handle_item(self.inbox.get())
+        while True:
+            item = self.inbox.get_nowait()
+            if item is None:
+                return
+            self._handle_item(item)
+
+    def flush(self) -> None:
+        data = self.vm.take_output()
+        if data and not self._disconnected:
+            self.sink.write(data)
+
+    # ------------------------------------------------------------------ awaiting
+
+    def block_on(self, future: FutureTree) -> Progress:
+        """Park the handler greenlet until ``future`` can make progress (or is cancelled)."""
+        vm = self.vm
+        while True:
+            progress = vm.do_progress(future)
+            if progress is Progress.ANY_COMPLETED or progress is Progress.CANCELLED:
+                return progress
+            if progress is Progress.EXECUTE_RUN:
+                handle = vm.run_to_execute
+                assert handle is not None
+                self._start_run(handle)
+                continue
+            self.flush()
+            self._pump()
+
+    # ------------------------------------------------------------------ runs
+
+    def register_run(
+        self,
+        handle: int,
+        fn: Callable[[], Any],
+        retry_policy: RetryPolicy | None,
+        background: bool,
+        serialize: Callable[[Any], bytes],
+    ) -> None:
+        """Remember how to execute a run the VM may ask for later."""
+        self._run_specs[handle] = (fn, retry_policy, background, serialize)
+
+    def _start_run(self, handle: int) -> None:
+        fn, _policy, background, serialize = self._run_specs[handle]
+        inbox = self.inbox
+
+        def execute() -> None:
+            started = _now_ms()
+            try:
+                if background:
+                    value = gevent.get_hub().threadpool.apply(fn)
+                else:
+                    value = fn()
+                payload = serialize(value)
+            except Exception as exc:
+                inbox.put(RunOutcome(handle, None, exc, _now_ms() - started))
+            else:
+                inbox.put(RunOutcome(handle, payload, None, _now_ms() - started))
+
+        self._runs[handle] = gevent.spawn(execute)
+
+    def _propose(self, outcome: RunOutcome) -> None:
+        vm = self.vm
+        error = outcome.error
+        if error is None:
+            vm.propose_run_completion(outcome.handle, outcome.value)
+            return
+        terminal = _terminal_cause(error)
+        if terminal is not None:
+            vm.propose_run_completion(
+                outcome.handle,
+                Failure(terminal.status_code, terminal.message, tuple(terminal.metadata.items())),
+            )
+            return
+        policy = self._run_specs[outcome.handle][1]
+        logger.warning(
+            "invocation %s: run %r failed: %r", self.invocation_id, vm_run_name(vm, outcome.handle), error
+        )
+        vm.propose_run_retryable_failure(
+            outcome.handle,
+            _describe(error),
+            stacktrace=_stacktrace(error),
+            policy=policy,
+            attempt_duration_ms=outcome.duration_ms,
+        )
+
+    # ------------------------------------------------------------------ the attempt
+
+    def run(self) -> None:
+        """Drive the whole attempt. Runs on the handler greenlet."""
+        self.greenlet = getcurrent()
+        vm = self.vm
+        try:
+            while not vm.is_ready and not vm.is_closed:
+                self._pump()
+            if vm.is_closed:
+                if vm.failure is not None:
+                    logger.error("invocation attempt failed before start: %s", vm.failure)
+                return
+            self._invoke_handler()
+        except DisconnectedError:
+            logger.info("invocation %s: the runtime disconnected", self.invocation_id or "?")
+        finally:
+            self._kill_runs()
+            self._finish()
+
+    def _invoke_handler(self) -> None:
+        vm = self.vm
+        handler = self.handler
+        try:
+            invocation = vm.sys_input()
+            self.invocation_id = invocation.invocation_id
+            self.input = invocation
+            ctx = self._context_factory(self)
+            try:
+                if handler.takes_input:
+                    try:
+                        argument = handler.input_serde.deserialize(invocation.input)
+                    except Exception as exc:
+                        raise TerminalError(
+                            f"cannot decode the input of {self.service.name}/{handler.name}: {exc}",
+                            status_code=400,
+                        ) from exc
+                    result = handler.fn(ctx, argument)
+                else:
+                    result = handler.fn(ctx)
+                try:
+                    payload = handler.output_serde.serialize(result)
+                except Exception as exc:
+                    raise TerminalError(
+                        f"cannot encode the output of {self.service.name}/{handler.name}: {exc}"
+                    ) from exc
+            finally:
+                ctx._close()
+            vm.sys_write_output(payload)
+            vm.sys_end()
+        except SuspendedError:
+            logger.debug("invocation %s suspended", self.invocation_id)
+        except InvocationFailedError as exc:
+            logger.error("invocation %s failed: %s", self.invocation_id, exc.error)
+        except DisconnectedError:
+            raise
+        except Exception as exc:
+            terminal = _terminal_cause(exc)
+            if terminal is not None:
+                self._end_with_terminal_error(terminal)
+                return
+            logger.warning(
+                "invocation %s: %s/%s raised %r; Restate will retry it",
+                self.invocation_id,
+                self.service.name,
+                handler.name,
+                exc,
+                exc_info=logger.isEnabledFor(logging.DEBUG),
+            )
+            vm.notify_error(_describe(exc), stacktrace=_stacktrace(exc))
+
+    def _end_with_terminal_error(self, error: TerminalError) -> None:
+        try:
+            self.vm.sys_write_output(Failure(error.status_code, error.message, tuple(error.metadata.items())))
+            self.vm.sys_end()
+        except (SuspendedError, InvocationFailedError):
+            pass
+
+    def _kill_runs(self) -> None:
+        runs = [g for g in self._runs.values() if not g.dead]
+        self._runs.clear()
+        if runs:
+            gevent.killall(runs, block=False)
+
+    def _finish(self) -> None:
+        """Flush the terminal message, wait (bounded) for the request half to end, end the response."""
+        if self._disconnected:
+            return
+        self.flush()
+        if not self.vm.input_closed:
+            try:
+                with gevent.Timeout(END_OF_INPUT_GRACE, False):
+                    while not self.vm.input_closed:
+                        item = self.inbox.get()
+                        if item is EOF:
+                            break
+                        if item is DISCONNECTED:
+                            self._disconnected = True
+                            return
+            except DisconnectedError:  # pragma: no cover - not raised here
+                return
+        self.sink.close()
+
+
+def vm_run_name(vm: VM, handle: int) -> str:
+    info = vm._runs.get(handle)
+    return info.name if info is not None else str(handle)
+
+
+def _terminal_cause(error: BaseException) -> TerminalError | None:
+    """A TerminalError, or one that user code wrapped (``raise X from terminal``)."""
+    seen: set[int] = set()
+    current: BaseException | None = error
+    while current is not None and id(current) not in seen:
+        if isinstance(current, TerminalError):
+            return current
+        seen.add(id(current))
+        current = current.__cause__
+    return None
+
+
+def _describe(error: BaseException) -> str:
+    text = str(error)
+    return f"{type(error).__name__}: {text}" if text else type(error).__name__
+
+
+def _stacktrace(error: BaseException) -> str:
+    return "".join(traceback.format_exception(type(error), error, error.__traceback__))
+
+
+def _now_ms() -> int:
+    return int(time.monotonic() * 1000)
