@@ -316,6 +316,8 @@ class VM:
 
     def _on_message(self, message_type: int, payload: bytes) -> None:
         phase = self.phase
+        if message_type not in m.MESSAGE_CLASSES:
+            raise ProtocolError(500, f"unknown message type 0x{message_type:04x} while {phase.value}")
         if message_type == m.START:
             if phase is not Phase.WAITING_START:
                 raise ProtocolError(PROTOCOL_VIOLATION, f"unexpected StartMessage while {phase.value}")
@@ -348,16 +350,11 @@ class VM:
                     f"unexpected command {m.message_name(message_type)} while {phase.value}: "
                     "commands only arrive as the journal to replay",
                 )
-            cls = m.MESSAGE_CLASSES.get(message_type)
-            if cls is None:
-                raise ProtocolError(500, f"unknown command type 0x{message_type:04x}")
-            self._replay.append((message_type, cls.FromString(payload)))
-        elif message_type in m.MESSAGE_CLASSES:
+            self._replay.append((message_type, m.MESSAGE_CLASSES[message_type].FromString(payload)))
+        else:
             raise ProtocolError(
                 PROTOCOL_VIOLATION, f"unexpected {m.message_name(message_type)} while {phase.value}"
             )
-        else:
-            raise ProtocolError(500, f"unknown message type 0x{message_type:04x} while {phase.value}")
         if phase is Phase.WAITING_REPLAY_ENTRIES:
             self._entries_to_receive -= 1
             if self._entries_to_receive == 0:
