@@ -1,8 +1,8 @@
 """A virtual object: a durable counter per key.
 
-    restate-sync serve examples/counter.py:endpoint --bind 127.0.0.1:9080
-    curl localhost:8080/Counter/my-counter/add -H 'content-type: application/json' -d '5'
-    curl localhost:8080/Counter/my-counter/get
+restate-sync serve examples/counter.py:endpoint --bind 127.0.0.1:9080
+curl localhost:8080/Counter/my-counter/add -H 'content-type: application/json' -d '5'
+curl localhost:8080/Counter/my-counter/get
 """
 
 import restate_sync as restate

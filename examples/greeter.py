@@ -1,7 +1,7 @@
 """Hello World: the simplest stateless service.
 
-    restate-sync serve examples/greeter.py:endpoint --bind 127.0.0.1:9080
-    curl localhost:8080/Greeter/greet -H 'content-type: application/json' -d '"World"'
+restate-sync serve examples/greeter.py:endpoint --bind 127.0.0.1:9080
+curl localhost:8080/Greeter/greet -H 'content-type: application/json' -d '"World"'
 """
 
 import restate_sync as restate

@@ -206,7 +206,9 @@ class Context:
         background: bool = False,
     ) -> T:
         """``run(...)`` and wait for its result."""
-        return self.run(name, fn, *args, serde=serde, retry_policy=retry_policy, background=background).result()
+        return self.run(
+            name, fn, *args, serde=serde, retry_policy=retry_policy, background=background
+        ).result()
 
     def sleep(self, duration: float | timedelta, name: str = "") -> DurableFuture[None]:
         """A durable timer; ``.result()`` returns once ``duration`` has passed."""
@@ -250,7 +252,9 @@ class Context:
         output_serde: Serde[Any] | None,
     ) -> DurableCallFuture[Any]:
         attempt = self._attempt_for_call()
-        service_name, handler_name, in_serde, out_serde = self._target(service, handler, input_serde, output_serde)
+        service_name, handler_name, in_serde, out_serde = self._target(
+            service, handler, input_serde, output_serde
+        )
         invocation_id_handle, result_handle = attempt.vm.sys_call(
             service_name,
             handler_name,
@@ -403,7 +407,9 @@ class Context:
 
     # ------------------------------------------------------------------ combinators
 
-    def wait_any(self, *futures: DurableFuture[Any]) -> tuple[list[DurableFuture[Any]], list[DurableFuture[Any]]]:
+    def wait_any(
+        self, *futures: DurableFuture[Any]
+    ) -> tuple[list[DurableFuture[Any]], list[DurableFuture[Any]]]:
         """Wait until at least one future is done; return ``(done, pending)`` in argument order."""
         if not futures:
             raise ValueError("wait_any needs at least one future")
@@ -492,12 +498,16 @@ class WorkflowSharedContext(ObjectSharedContext):
     def resolve_promise(self, name: str, payload: Any, serde: Serde[Any] = DEFAULT_SERDE) -> None:
         """Resolve the durable promise ``name``; raises ``TerminalError`` if already completed."""
         attempt = self._attempt_for_call()
-        DurableFuture(self, attempt.vm.sys_complete_promise(name, serde.serialize(payload)), void_to_none).result()
+        DurableFuture(
+            self, attempt.vm.sys_complete_promise(name, serde.serialize(payload)), void_to_none
+        ).result()
 
     def reject_promise(self, name: str, message: str, code: int = 500) -> None:
         """Reject the durable promise ``name``."""
         attempt = self._attempt_for_call()
-        DurableFuture(self, attempt.vm.sys_complete_promise(name, Failure(code, message)), void_to_none).result()
+        DurableFuture(
+            self, attempt.vm.sys_complete_promise(name, Failure(code, message)), void_to_none
+        ).result()
 
 
 class WorkflowContext(WorkflowSharedContext, ObjectContext):
@@ -517,10 +527,10 @@ def _decoder(serde: Serde[T]) -> Callable[[Any], T]:
     return decode
 
 
-def _state_decoder(serde: Serde[T]) -> Callable[[Any], T | None]:
+def _state_decoder(serde: Serde[Any]) -> Callable[[Any], Any]:
     deserialize = serde.deserialize
 
-    def decode(raw: Any) -> T | None:
+    def decode(raw: Any) -> Any:
         if raw is VOID:
             return None
         try:

@@ -133,7 +133,9 @@ class Endpoint:
     def _discover(self, exchange: HttpExchange) -> None:
         version = negotiate_manifest_version(exchange.headers.get("accept"))
         if version is None:
-            logger.warning("discovery: no supported manifest version in Accept: %r", exchange.headers.get("accept"))
+            logger.warning(
+                "discovery: no supported manifest version in Accept: %r", exchange.headers.get("accept")
+            )
             self._plain(
                 exchange,
                 415,
@@ -174,7 +176,9 @@ class Endpoint:
         service = self._services.get(service_name)
         handler = service.handlers.get(handler_name) if service is not None else None
         if service is None or handler is None:
-            what = f"service {service_name!r}" if service is None else f"handler {service_name}/{handler_name}"
+            what = (
+                f"service {service_name!r}" if service is None else f"handler {service_name}/{handler_name}"
+            )
             logger.warning("invoke: unknown %s", what)
             self._plain(exchange, 404, f"unknown {what}; known services: {', '.join(sorted(self._services))}")
             return

@@ -54,7 +54,7 @@ class TerminalError(Exception):
         return f"TerminalError({self.message!r}, status_code={self.status_code})"
 
 
-class TimeoutError(TerminalError):  # noqa: A001 - deliberately mirrors the peers' name
+class TimeoutError(TerminalError):
     """A durable future did not complete within the time given to ``or_timeout``."""
 
     def __init__(self, message: str = "Timeout occurred", status_code: int = 408) -> None:

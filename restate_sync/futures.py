@@ -46,13 +46,15 @@ class DurableFuture(Generic[T]):
         """Block until the result is available; return it or raise its terminal error."""
         if self._value is _PENDING and self._error is None:
             attempt = self._ctx._attempt_for_call()
-            if not attempt.vm.is_completed(self._handle):
-                if attempt.block_on(self._handle) is Progress.CANCELLED:
-                    raise cancelled_error()
+            if (
+                not attempt.vm.is_completed(self._handle)
+                and attempt.block_on(self._handle) is Progress.CANCELLED
+            ):
+                raise cancelled_error()
             self._settle(attempt.vm.take(self._handle))
         if self._error is not None:
             raise self._error
-        return self._value  # type: ignore[no-any-return]
+        return self._value
 
     def done(self) -> bool:
         """Whether ``result()`` would return (or raise) without blocking."""
@@ -79,7 +81,9 @@ class DurableCallFuture(DurableFuture[T]):
 
     __slots__ = ("_invocation_id",)
 
-    def __init__(self, ctx: Context, handle: Handle, decode: Callable[[Any], T], invocation_id: DurableFuture[str]):
+    def __init__(
+        self, ctx: Context, handle: Handle, decode: Callable[[Any], T], invocation_id: DurableFuture[str]
+    ):
         super().__init__(ctx, handle, decode)
         self._invocation_id = invocation_id
 

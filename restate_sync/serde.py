@@ -36,7 +36,7 @@ class JsonSerde(Generic[T]):
 
     def serialize(self, obj: T) -> bytes:
         try:
-            return ujson.dumps(obj, ensure_ascii=False, escape_forward_slashes=False).encode("utf-8")  # type: ignore[no-any-return]
+            return ujson.dumps(obj, ensure_ascii=False, escape_forward_slashes=False).encode("utf-8")
         except (TypeError, OverflowError, ValueError) as exc:
             raise SerdeError(f"cannot encode {type(obj).__name__} as JSON: {exc}") from exc
 
@@ -44,7 +44,7 @@ class JsonSerde(Generic[T]):
         if not data:
             return None  # type: ignore[return-value]
         try:
-            return ujson.loads(data)  # type: ignore[no-any-return]
+            return ujson.loads(data)
         except (ValueError, UnicodeDecodeError) as exc:
             raise SerdeError(f"invalid JSON: {exc}") from exc
 

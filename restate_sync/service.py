@@ -75,7 +75,9 @@ class InvocationRetryPolicy:
     def __post_init__(self) -> None:
         duration_ms(self.initial_interval, "initial_interval")
         duration_ms(self.max_interval, "max_interval")
-        if self.max_attempts is not None and (not isinstance(self.max_attempts, int) or self.max_attempts < 1):
+        if self.max_attempts is not None and (
+            not isinstance(self.max_attempts, int) or self.max_attempts < 1
+        ):
             raise ValueError(f"max_attempts must be a positive int, got {self.max_attempts!r}")
         if self.on_max_attempts is not None and str(self.on_max_attempts).lower() not in ("pause", "kill"):
             raise ValueError(f"on_max_attempts must be 'pause' or 'kill', got {self.on_max_attempts!r}")
@@ -281,7 +283,9 @@ class _ServiceBase:
         if kind is ServiceKind.WORKFLOW:
             mains = [h.name for h in handlers.values() if h.kind is HandlerKind.WORKFLOW]
             if len(mains) > 1:
-                raise TypeError(f"workflow {cls.__name__} has more than one @main handler: {', '.join(mains)}")
+                raise TypeError(
+                    f"workflow {cls.__name__} has more than one @main handler: {', '.join(mains)}"
+                )
         cls.__restate_service__ = ServiceDefinition(
             name=name or cls.__name__,
             kind=kind,
@@ -300,7 +304,9 @@ def _bind_kind(service: str, kind: ServiceKind, definition: HandlerDefinition) -
     if kind is ServiceKind.VIRTUAL_OBJECT:
         if decorator == "main":
             raise TypeError(f"@restate.main is only allowed in a Workflow, not in VirtualObject {service}")
-        return replace(definition, kind=HandlerKind.SHARED if decorator == "shared" else HandlerKind.EXCLUSIVE)
+        return replace(
+            definition, kind=HandlerKind.SHARED if decorator == "shared" else HandlerKind.EXCLUSIVE
+        )
     # workflow: @main is the workflow handler, everything else is shared
     return replace(definition, kind=HandlerKind.WORKFLOW if decorator == "main" else HandlerKind.SHARED)
 

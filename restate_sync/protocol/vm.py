@@ -36,9 +36,9 @@ import hashlib
 import struct
 from collections import deque
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from enum import Enum
-from typing import Any, Final, NamedTuple, Union
+from typing import Any, Final, NamedTuple
 
 from google.protobuf import text_format
 from google.protobuf.message import DecodeError
@@ -52,6 +52,7 @@ __all__ = [
     "CANCEL_SIGNAL",
     "MAX_PROTOCOL_VERSION",
     "MIN_PROTOCOL_VERSION",
+    "VM",
     "Combinator",
     "CombinatorKind",
     "Failure",
@@ -60,7 +61,6 @@ __all__ = [
     "Phase",
     "Progress",
     "RetryPolicy",
-    "VM",
 ]
 
 MIN_PROTOCOL_VERSION: Final = 5
@@ -70,7 +70,7 @@ JOURNAL_MISMATCH: Final = 570
 PROTOCOL_VIOLATION: Final = 571
 UNSUPPORTED_FEATURE: Final = 573
 
-Handle = Union[int, str]
+Handle = int | str
 """A notification id: completion ``n`` → ``n``; signal ``n`` → ``-n``; named signal → name."""
 
 CANCEL_SIGNAL: Final = -1
@@ -123,7 +123,7 @@ class Combinator:
     children: tuple[FutureTree, ...]
 
 
-FutureTree = Union[int, str, Combinator]
+FutureTree = int | str | Combinator
 
 
 class Progress(Enum):
@@ -209,9 +209,7 @@ def _failure_to_pb(failure: Failure, target: Any) -> None:
 
 
 def _failure_from_pb(failure: Any) -> Failure:
-    return Failure(
-        failure.code, failure.message, tuple((md.key, md.value) for md in failure.metadata)
-    )
+    return Failure(failure.code, failure.message, tuple((md.key, md.value) for md in failure.metadata))
 
 
 def _decode_notification(template: Any) -> tuple[Handle, Result]:
@@ -308,7 +306,9 @@ class VM:
                 )
             )
         elif self._decoder.pending and self.phase is not Phase.CLOSED:
-            self._fail(ProtocolError(500, f"input closed inside a message ({self._decoder.pending} bytes left)"))
+            self._fail(
+                ProtocolError(500, f"input closed inside a message ({self._decoder.pending} bytes left)")
+            )
 
     @property
     def input_closed(self) -> bool:
@@ -587,7 +587,9 @@ class VM:
                 )
                 self._ready[cid] = journaled.value.content if journaled.HasField("value") else VOID
                 return cid
-            self._command(m.GET_LAZY_STATE, pb.GetLazyStateCommandMessage(key=key_bytes, result_completion_id=cid))
+            self._command(
+                m.GET_LAZY_STATE, pb.GetLazyStateCommandMessage(key=key_bytes, result_completion_id=cid)
+            )
             return cid
         if key in self._state or not self._state_partial:
             value = self._state.get(key)
@@ -600,7 +602,9 @@ class VM:
                 self._ready[cid] = value
             self._command(m.GET_EAGER_STATE, message)
             return cid
-        self._command(m.GET_LAZY_STATE, pb.GetLazyStateCommandMessage(key=key_bytes, result_completion_id=cid))
+        self._command(
+            m.GET_LAZY_STATE, pb.GetLazyStateCommandMessage(key=key_bytes, result_completion_id=cid)
+        )
         return cid
 
     def sys_get_state_keys(self) -> int:
@@ -932,10 +936,10 @@ class VM:
                 )
             )
         for leaf in _leaves(future):
-            if leaf in self._runs_to_execute:
+            if isinstance(leaf, int) and leaf in self._runs_to_execute:
                 self._runs_to_execute.discard(leaf)
-                self._runs_executing.add(leaf)  # type: ignore[arg-type]
-                self.run_to_execute = leaf  # type: ignore[assignment]
+                self._runs_executing.add(leaf)
+                self.run_to_execute = leaf
                 return Progress.EXECUTE_RUN
         if self._input_closed:
             if any(leaf in self._runs_executing for leaf in _leaves(future)):
@@ -1049,6 +1053,3 @@ def _pending_leaves(tree: FutureTree, ready: dict[Handle, Result]) -> list[Handl
         if _settled(child, ready) is None:
             out.extend(_pending_leaves(child, ready))
     return out
-
-
-_ = field  # dataclasses.field kept for future option defaults

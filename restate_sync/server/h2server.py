@@ -83,7 +83,9 @@ class H2Connection:
     def __init__(self, sock: socket.socket, handler: Callable[[H2Stream], None]) -> None:
         self.sock = sock
         self.handler = handler
-        config = h2.config.H2Configuration(client_side=False, header_encoding="utf-8", validate_inbound_headers=False)
+        config = h2.config.H2Configuration(
+            client_side=False, header_encoding="utf-8", validate_inbound_headers=False
+        )
         self.conn = h2.connection.H2Connection(config=config)
         self.streams: dict[int, H2Stream] = {}
         self._write_lock = Semaphore()
@@ -187,8 +189,10 @@ class H2Connection:
             self.streams.clear()
 
     def _on_event(self, event: Any) -> None:
+        stream: H2Stream | None
         if isinstance(event, h2.events.RequestReceived):
-            headers = {name.lower(): value for name, value in event.headers}
+            # header_encoding="utf-8" makes h2 hand out str names and values
+            headers = {str(name).lower(): str(value) for name, value in event.headers}
             stream = H2Stream(self, event.stream_id, headers)
             self.streams[event.stream_id] = stream
             gevent.spawn(self._run_stream, stream)
@@ -249,7 +253,7 @@ class H2Server:
 
     @property
     def address(self) -> tuple[str, int]:
-        return self._server.address  # type: ignore[no-any-return]
+        return self._server.address
 
     def start(self) -> None:
         self._server.start()
@@ -292,7 +296,7 @@ def _read_preface(sock: socket.socket) -> bytes | None:
     while len(data) < len(PREFACE):
         chunk = sock.recv(_READ_SIZE)
         if not chunk:
-            return None if not data else data
+            return data or None
         data += chunk
         if not PREFACE.startswith(data[: len(PREFACE)]):
             return data

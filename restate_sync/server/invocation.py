@@ -25,7 +25,7 @@ from ..protocol.vm import VM, Failure, FutureTree, Progress, RetryPolicy
 if TYPE_CHECKING:
     from ..service import HandlerDefinition, ServiceDefinition
 
-__all__ = ["EOF", "DISCONNECTED", "Attempt", "Inbox", "ResponseSink"]
+__all__ = ["DISCONNECTED", "EOF", "Attempt", "Inbox", "ResponseSink"]
 
 logger = logging.getLogger("restate_sync.invocation")
 
@@ -134,7 +134,9 @@ class Attempt:
         self._context_factory = context_factory
         self._disconnected = False
         self._runs: dict[int, Any] = {}
-        self._run_specs: dict[int, tuple[Callable[[], Any], RetryPolicy | None, bool, Callable[[Any], bytes]]] = {}
+        self._run_specs: dict[
+            int, tuple[Callable[[], Any], RetryPolicy | None, bool, Callable[[Any], bytes]]
+        ] = {}
         self.invocation_id = ""
         self.input: Any = None
 

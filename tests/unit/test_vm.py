@@ -56,7 +56,11 @@ def test_headers_come_out_unchanged():
 
 
 def test_ready_only_after_known_entries_even_when_split_at_every_byte():
-    messages = [start(2), input_command(b"abc"), completion(pb.SleepCompletionNotificationMessage, 1, void=True)]
+    messages = [
+        start(2),
+        input_command(b"abc"),
+        completion(pb.SleepCompletionNotificationMessage, 1, void=True),
+    ]
     data = b"".join(frame(x) for x in messages)
     vm = VM(6)
     for i in range(len(data)):
@@ -93,7 +97,13 @@ def test_new_sleep_with_input_closed_suspends():
 
 def test_replayed_completed_sleep_writes_nothing_for_it():
     sleep = pb.SleepCommandMessage(wake_up_time=5, result_completion_id=1)
-    vm = new_vm(start(3), input_command(), sleep, completion(pb.SleepCompletionNotificationMessage, 1, void=True), eof=True)
+    vm = new_vm(
+        start(3),
+        input_command(),
+        sleep,
+        completion(pb.SleepCompletionNotificationMessage, 1, void=True),
+        eof=True,
+    )
     vm.sys_input()
     handle = vm.sys_sleep(999_999)  # wake-up time is not compared on replay
     assert vm.do_progress(handle) is Progress.ANY_COMPLETED
@@ -156,7 +166,15 @@ def test_combinator_replay_then_new_entry():
     s1 = pb.SleepCommandMessage(result_completion_id=1)
     s2 = pb.SleepCommandMessage(result_completion_id=2)
     s3 = pb.SleepCommandMessage(result_completion_id=3)
-    vm = new_vm(start(5), input_command(), s1, s2, completion(pb.SleepCompletionNotificationMessage, 2, void=True), s3, eof=True)
+    vm = new_vm(
+        start(5),
+        input_command(),
+        s1,
+        s2,
+        completion(pb.SleepCompletionNotificationMessage, 2, void=True),
+        s3,
+        eof=True,
+    )
     vm.sys_input()
     a, b = vm.sys_sleep(1), vm.sys_sleep(1)
     assert vm.do_progress(Combinator(CombinatorKind.FIRST_COMPLETED, (a, b))) is Progress.ANY_COMPLETED
@@ -239,7 +257,9 @@ def test_cancel_a_child_call():
     vm = new_vm(start(1), input_command())
     vm.sys_input()
     inv, _ = vm.sys_call("Svc", "h", b"")
-    vm.notify_input(frame(completion(pb.CallInvocationIdCompletionNotificationMessage, 1, invocation_id="my-id")))
+    vm.notify_input(
+        frame(completion(pb.CallInvocationIdCompletionNotificationMessage, 1, invocation_id="my-id"))
+    )
     assert vm.do_progress(inv) is Progress.ANY_COMPLETED
     vm.sys_cancel_invocation(vm.take(inv))
     out = written(vm)
@@ -297,7 +317,11 @@ def test_state_in_map_set_and_get():
     vm.sys_set_state("STATE", b"FrancescoTill")
     assert vm.take(vm.sys_get_state("STATE")) == b"FrancescoTill"
     out = written(vm)
-    assert kinds(out) == ["GetEagerStateCommandMessage", "SetStateCommandMessage", "GetEagerStateCommandMessage"]
+    assert kinds(out) == [
+        "GetEagerStateCommandMessage",
+        "SetStateCommandMessage",
+        "GetEagerStateCommandMessage",
+    ]
     assert out[2].value.content == b"FrancescoTill"
 
 
@@ -420,12 +444,19 @@ def test_retryable_run_failure_with_policy_sets_next_retry_delay():
     handle = vm.sys_run("flaky")
     vm.do_progress(handle)
     vm.propose_run_retryable_failure(
-        handle, "boom", stacktrace="tb", policy=RetryPolicy(initial_interval_ms=1000, factor=1.0, max_attempts=2)
+        handle,
+        "boom",
+        stacktrace="tb",
+        policy=RetryPolicy(initial_interval_ms=1000, factor=1.0, max_attempts=2),
     )
     err = written(vm)[-1]
     assert type(err).__name__ == "ErrorMessage"
     assert err.code == 500 and err.message == "boom" and err.next_retry_delay == 1000
-    assert err.related_command_index == 1 and err.related_command_type == 0x0411 and err.related_command_name == "flaky"
+    assert (
+        err.related_command_index == 1
+        and err.related_command_type == 0x0411
+        and err.related_command_name == "flaky"
+    )
 
 
 def test_retryable_run_failure_infinite_policy_has_no_delay():
@@ -439,7 +470,9 @@ def test_retryable_run_failure_infinite_policy_has_no_delay():
 
 
 def test_retry_exhausted_proposes_terminal_failure():
-    vm = new_vm(start(2, retry_count=1), input_command(), pb.RunCommandMessage(result_completion_id=1, name="r"))
+    vm = new_vm(
+        start(2, retry_count=1), input_command(), pb.RunCommandMessage(result_completion_id=1, name="r")
+    )
     vm.sys_input()
     handle = vm.sys_run("r")
     assert vm.do_progress(handle) is Progress.EXECUTE_RUN
@@ -456,7 +489,9 @@ def test_retry_info_resets_after_a_new_command():
     handle = vm.sys_run("r")
     vm.do_progress(handle)
     vm.propose_run_retryable_failure(
-        handle, "e", policy=RetryPolicy(initial_interval_ms=1000, factor=1.0, max_attempts=2, max_duration_ms=100),
+        handle,
+        "e",
+        policy=RetryPolicy(initial_interval_ms=1000, factor=1.0, max_attempts=2, max_duration_ms=100),
         attempt_duration_ms=99,
     )
     err = written(vm)[-1]

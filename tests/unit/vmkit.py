@@ -16,8 +16,16 @@ def frame(message: Any, flags: int = 0) -> bytes:
     return encode_frame(m.MESSAGE_TYPES[type(message)], message.SerializeToString(), flags)
 
 
-def start(known_entries: int, *, partial_state: bool = True, state: dict[str, bytes] | None = None,
-          key: str = "", retry_count: int = 0, duration_ms: int = 0, seed: int = 42) -> Any:
+def start(
+    known_entries: int,
+    *,
+    partial_state: bool = True,
+    state: dict[str, bytes] | None = None,
+    key: str = "",
+    retry_count: int = 0,
+    duration_ms: int = 0,
+    seed: int = 42,
+) -> Any:
     message = pb.StartMessage(
         id=RAW_ID,
         debug_id="inv_1test",
@@ -41,8 +49,15 @@ def input_command(data: bytes = b"my-data", headers: dict[str, str] | None = Non
     return message
 
 
-def completion(cls: Any, cid: int, *, value: bytes | None = None, void: bool = False,
-               failure: tuple[int, str] | None = None, invocation_id: str | None = None) -> Any:
+def completion(
+    cls: Any,
+    cid: int,
+    *,
+    value: bytes | None = None,
+    void: bool = False,
+    failure: tuple[int, str] | None = None,
+    invocation_id: str | None = None,
+) -> Any:
     message = cls(completion_id=cid)
     if value is not None:
         message.value.content = value
@@ -55,8 +70,13 @@ def completion(cls: Any, cid: int, *, value: bytes | None = None, void: bool = F
     return message
 
 
-def signal(idx: int | None = None, name: str | None = None, value: bytes | None = None,
-           void: bool = False, failure: tuple[int, str] | None = None) -> Any:
+def signal(
+    idx: int | None = None,
+    name: str | None = None,
+    value: bytes | None = None,
+    void: bool = False,
+    failure: tuple[int, str] | None = None,
+) -> Any:
     message = pb.SignalNotificationMessage()
     if idx is not None:
         message.idx = idx

@@ -1,0 +1,43 @@
+# One-command entry points. Everything installs from this repository's own files:
+# Python deps into .venv (pip), restate-server from npm (pinned in restate_sync/restate_server.py).
+
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+# extra pytest arguments, e.g. `make test PYTEST_ARGS="-k counter"`
+PYTEST_ARGS ?=
+
+.PHONY: setup server demo test test-unit test-e2e lint clean
+
+setup: $(VENV)/.installed server
+
+$(VENV)/.installed: setup.cfg pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	touch $@
+
+# Installs the pinned restate-server with npm into the user cache (once) and prints its path.
+server: $(VENV)/.installed
+	$(PY) -m restate_sync.restate_server install
+
+# The main job: serve the examples to a local restate-server and invoke Greeter/greet.
+demo: setup
+	$(VENV)/bin/restate-sync dev examples/greeter.py:endpoint examples/counter.py:endpoint \
+		--invoke Greeter/greet --data '"World"'
+
+# The whole suite: unit tests, then end-to-end tests against a real restate-server.
+test: setup lint
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+test-unit: setup
+	$(PY) -m pytest tests/unit $(PYTEST_ARGS)
+
+lint: $(VENV)/.installed
+	$(VENV)/bin/ruff check restate_sync tests examples scripts
+	$(VENV)/bin/ruff format --check restate_sync tests examples scripts
+	$(VENV)/bin/mypy
+	$(PY) scripts/gen_protocol.py --check
+
+clean:
+	rm -rf $(VENV) build dist *.egg-info .pytest_cache .mypy_cache .ruff_cache
