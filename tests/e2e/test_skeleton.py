@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from restate_sync.client import IngressError
 
 from . import services
