@@ -72,7 +72,8 @@ class Endpoint:
     def __init__(self) -> None:
         self._services: dict[str, ServiceDefinition] = {}
         self._protocol_mode: str | None = None
-        self.identity_keys: list[str] = []
+        self._identity_keys: list[str] = []
+        self._verifier: Any = None
 
     # ------------------------------------------------------------------ configuration
 
@@ -89,6 +90,22 @@ class Endpoint:
     @property
     def services(self) -> dict[str, ServiceDefinition]:
         return dict(self._services)
+
+    def identity_key(self, key: str) -> Endpoint:
+        """Only accept requests signed by restate-server with this key (``publickeyv1_...``).
+
+        May be called several times; a request signed by any configured key is accepted. Needs
+        the ``identity`` extra (``cryptography``).
+        """
+        from .identity import IdentityVerifier
+
+        self._identity_keys.append(key)
+        self._verifier = IdentityVerifier(self._identity_keys)
+        return self
+
+    @property
+    def identity_keys(self) -> list[str]:
+        return list(self._identity_keys)
 
     def streaming_protocol(self) -> Endpoint:
         """Always announce bidirectional streaming (the HTTP/2 default)."""
@@ -112,7 +129,17 @@ class Endpoint:
         """Answer one request; runs on its own greenlet."""
         path = exchange.path.split("?", 1)[0]
         segments = path.rstrip("/").split("/")
-        if len(segments) >= 3 and segments[-3] == "invoke":
+        is_invoke = len(segments) >= 3 and segments[-3] == "invoke"
+        if self._verifier is not None and (is_invoke or segments[-1] == "discover"):
+            from .identity import IdentityError
+
+            try:
+                self._verifier.verify(path, exchange.headers)
+            except IdentityError as exc:
+                logger.warning("rejected %s %s: request identity check failed: %s", exchange.method, path, exc)
+                self._plain(exchange, 401, f"request identity verification failed: {exc}")
+                return
+        if is_invoke:
             if exchange.method != "POST":
                 self._plain(exchange, 405, f"{exchange.method} not allowed on {path}; invocations use POST")
                 return

@@ -679,7 +679,10 @@ class RestateServer:
         ingress = IngressClient(self.ingress_url, timeout=2.0)
         deadline = time.monotonic() + timeout
         admin_ok = ingress_ok = False
-        last_query_error = ""
+        last_query_error = "not queried yet"
+        # After a restart, a query can succeed once on stale routing and then fail with
+        # "node ... was shut down"; ask for two answers in a row before calling it ready.
+        query_successes = 0
         while True:
             code = proc.poll()
             if code is not None:
@@ -694,8 +697,13 @@ class RestateServer:
                     admin.query("SELECT count(*) AS n FROM sys_invocation")
                 except (AdminError, OSError, http.client.HTTPException) as exc:
                     last_query_error = str(exc)
+                    query_successes = 0
                 else:
-                    last_query_error = ""
+                    query_successes += 1
+                    if query_successes >= 2:
+                        last_query_error = ""
+            elif ingress_ok:
+                last_query_error = ""
             if ingress_ok and not last_query_error:
                 elapsed = time.monotonic() - self._started_at
                 self._ever_healthy = True
