@@ -136,7 +136,9 @@ class Endpoint:
             try:
                 self._verifier.verify(path, exchange.headers)
             except IdentityError as exc:
-                logger.warning("rejected %s %s: request identity check failed: %s", exchange.method, path, exc)
+                logger.warning(
+                    "rejected %s %s: request identity check failed: %s", exchange.method, path, exc
+                )
                 self._plain(exchange, 401, f"request identity verification failed: {exc}")
                 return
         if is_invoke:

@@ -272,20 +272,14 @@ class H2Server:
             return
         if initial is None:
             return
-        if not initial.startswith(PREFACE[: len(initial)]) or len(initial) < len(PREFACE):
-            logger.warning(
-                "connection from %s:%s is not HTTP/2 with prior knowledge (first bytes %r); closing",
-                address[0],
-                address[1],
-                initial[:16],
-            )
-            try:
-                sock.sendall(
-                    b"HTTP/1.1 505 HTTP Version Not Supported\r\ncontent-type: text/plain\r\n"
-                    b"connection: close\r\ncontent-length: 40\r\n\r\nthis endpoint speaks HTTP/2 (h2c) only\r\n\r\n"
-                )
-            except OSError:
-                pass
+        if initial[: len(PREFACE)] != PREFACE:
+            if PREFACE.startswith(initial):
+                logger.info("connection from %s:%s closed inside the HTTP/2 preface", *address[:2])
+                return
+            # not HTTP/2 with prior knowledge: HTTP/1.1 (request/response mode) on the same port
+            from .http1 import serve_http1
+
+            serve_http1(sock, self.handler, initial, f"{address[0]}:{address[1]}")
             return
         H2Connection(sock, self.handler).serve(initial)
 
