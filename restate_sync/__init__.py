@@ -6,6 +6,7 @@ blocking context call parks that greenlet on the gevent hub until Restate delive
 
 from ._version import __version__
 from .context import (
+    AttemptFinishedEvent,
     Context,
     ObjectContext,
     ObjectSharedContext,
@@ -14,14 +15,19 @@ from .context import (
     WorkflowContext,
     WorkflowSharedContext,
     current_context,
+    current_object_context,
+    current_shared_context,
+    current_shared_workflow_context,
+    current_workflow_context,
 )
 from .endpoint import Endpoint, endpoint
 from .errors import TerminalError, TimeoutError
-from .futures import DurableCallFuture, DurableFuture, SendHandle
+from .futures import DurableCallFuture, DurableFuture, SendHandle, all, all_settled, any, race
 from .serde import BytesSerde, JsonSerde, Serde
 from .service import InvocationRetryPolicy, Service, VirtualObject, Workflow, handler, main, shared
 
 __all__ = [
+    "AttemptFinishedEvent",
     "BytesSerde",
     "Context",
     "DurableCallFuture",
@@ -43,9 +49,17 @@ __all__ = [
     "WorkflowContext",
     "WorkflowSharedContext",
     "__version__",
+    "all",
+    "all_settled",
+    "any",
     "current_context",
+    "current_object_context",
+    "current_shared_context",
+    "current_shared_workflow_context",
+    "current_workflow_context",
     "endpoint",
     "handler",
     "main",
+    "race",
     "shared",
 ]

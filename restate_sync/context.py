@@ -28,8 +28,8 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from greenlet import getcurrent
 
 from .errors import TerminalError
-from .futures import DurableCallFuture, DurableFuture, SendHandle, identity, void_to_none
-from .protocol.vm import VOID, Combinator, CombinatorKind, Failure, RetryPolicy
+from .futures import DurableCallFuture, DurableFuture, SendHandle, _Leaf, identity, void_to_none, wait_any
+from .protocol.vm import VOID, Failure, RetryPolicy
 from .serde import DEFAULT_SERDE, Serde
 from .service import service_definition
 
@@ -37,6 +37,7 @@ if TYPE_CHECKING:
     from .server.invocation import Attempt
 
 __all__ = [
+    "AttemptFinishedEvent",
     "Context",
     "ObjectContext",
     "ObjectSharedContext",
@@ -45,6 +46,10 @@ __all__ = [
     "WorkflowContext",
     "WorkflowSharedContext",
     "current_context",
+    "current_object_context",
+    "current_shared_context",
+    "current_shared_workflow_context",
+    "current_workflow_context",
 ]
 
 T = TypeVar("T")
@@ -96,15 +101,40 @@ class RunRetryPolicy:
         )
 
 
+class AttemptFinishedEvent:
+    """Set when the current attempt ends (the handler returned, suspended, failed, or the
+    runtime went away). Long-running work spawned by a handler can watch it to stop early."""
+
+    __slots__ = ("_event",)
+
+    def __init__(self, event: Any) -> None:
+        self._event = event
+
+    def is_set(self) -> bool:
+        """Whether the attempt has finished (non-blocking)."""
+        return bool(self._event.is_set())
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Block this greenlet until the attempt finishes (or ``timeout``); return ``is_set()``."""
+        return bool(self._event.wait(timeout))
+
+
 class Request:
-    """The invocation's request: id, headers and raw body."""
+    """The invocation's request: id, headers, raw body, and the attempt-finished event."""
 
-    __slots__ = ("body", "headers", "id")
+    __slots__ = ("attempt_finished_event", "body", "headers", "id")
 
-    def __init__(self, invocation_id: str, headers: dict[str, str], body: bytes) -> None:
+    def __init__(
+        self,
+        invocation_id: str,
+        headers: dict[str, str],
+        body: bytes,
+        attempt_finished_event: AttemptFinishedEvent,
+    ) -> None:
         self.id = invocation_id
         self.headers = headers
         self.body = body
+        self.attempt_finished_event = attempt_finished_event
 
     def __repr__(self) -> str:
         return f"Request(id={self.id!r})"
@@ -120,7 +150,12 @@ class Context:
         self._closed = False
         invocation = attempt.input
         self._random = _random.Random(invocation.random_seed)
-        self._request = Request(invocation.invocation_id, dict(invocation.headers), invocation.input)
+        self._request = Request(
+            invocation.invocation_id,
+            dict(invocation.headers),
+            invocation.input,
+            AttemptFinishedEvent(attempt.finished),
+        )
         self._token = _current.set(self)
 
     # ------------------------------------------------------------------ plumbing
@@ -194,7 +229,7 @@ class Context:
             background,
             serde.serialize,
         )
-        return DurableFuture(self, handle, _decoder(serde))
+        return _Leaf(self, handle, _decoder(serde))
 
     def run_sync(
         self,
@@ -214,7 +249,7 @@ class Context:
         """A durable timer; ``.result()`` returns once ``duration`` has passed."""
         attempt = self._attempt_for_call()
         wake_up = int(_time.time() * 1000) + round(_seconds(duration, "sleep duration") * 1000)
-        return DurableFuture(self, attempt.vm.sys_sleep(wake_up, name), void_to_none)
+        return _Leaf(self, attempt.vm.sys_sleep(wake_up, name), void_to_none)
 
     # ------------------------------------------------------------------ calls
 
@@ -267,7 +302,7 @@ class Context:
             self,
             result_handle,
             _decoder(out_serde),
-            DurableFuture(self, invocation_id_handle, identity),
+            _Leaf(self, invocation_id_handle, identity),
         )
 
     def _send(
@@ -297,7 +332,7 @@ class Context:
             headers=list(headers.items()) if headers else (),
             invoke_time_ms=invoke_time,
         )
-        return SendHandle(self, DurableFuture(self, handle, identity))
+        return SendHandle(self, _Leaf(self, handle, identity))
 
     def service_call(
         self,
@@ -397,7 +432,7 @@ class Context:
         """An id an outside system can resolve, and the future of its payload."""
         attempt = self._attempt_for_call()
         awakeable_id, handle = attempt.vm.sys_awakeable()
-        return awakeable_id, DurableFuture(self, handle, _decoder(serde))
+        return awakeable_id, _Leaf(self, handle, _decoder(serde))
 
     def resolve_awakeable(self, awakeable_id: str, payload: Any, serde: Serde[Any] = DEFAULT_SERDE) -> None:
         self._attempt_for_call().vm.sys_complete_awakeable(awakeable_id, serde.serialize(payload))
@@ -411,17 +446,29 @@ class Context:
         self, *futures: DurableFuture[Any]
     ) -> tuple[list[DurableFuture[Any]], list[DurableFuture[Any]]]:
         """Wait until at least one future is done; return ``(done, pending)`` in argument order."""
-        if not futures:
-            raise ValueError("wait_any needs at least one future")
-        attempt = self._attempt_for_call()
-        if not any(f.done() for f in futures):
-            tree = Combinator(CombinatorKind.FIRST_COMPLETED, tuple(f._handle for f in futures))
-            if attempt.block_on(tree).name == "CANCELLED":
-                from .futures import cancelled_error
+        return wait_any(self, futures)
 
-                raise cancelled_error()
-        done = [f for f in futures if f.done()]
-        return done, [f for f in futures if not f.done()]
+    # ------------------------------------------------------------------ signals, invocations
+
+    def signal(self, name: str, serde: Serde[T] = DEFAULT_SERDE) -> DurableFuture[T]:
+        """The future of the named signal ``name`` sent to this invocation (see ``resolve_signal``)."""
+        attempt = self._attempt_for_call()
+        return _Leaf(self, attempt.vm.sys_signal(name), _decoder(serde))
+
+    def resolve_signal(
+        self, invocation_id: str, name: str, payload: Any, serde: Serde[Any] = DEFAULT_SERDE
+    ) -> None:
+        """Resolve the named signal ``name`` of another invocation with ``payload``."""
+        self._attempt_for_call().vm.sys_complete_signal(invocation_id, name, serde.serialize(payload))
+
+    def reject_signal(self, invocation_id: str, name: str, message: str, code: int = 500) -> None:
+        """Reject the named signal ``name`` of another invocation with a terminal error."""
+        self._attempt_for_call().vm.sys_complete_signal(invocation_id, name, Failure(code, message))
+
+    def attach_invocation(self, invocation_id: str, serde: Serde[T] = DEFAULT_SERDE) -> DurableFuture[T]:
+        """Wait for another invocation to finish and get its result."""
+        attempt = self._attempt_for_call()
+        return _Leaf(self, attempt.vm.sys_attach_invocation(invocation_id), _decoder(serde))
 
 
 class ObjectSharedContext(Context):
@@ -440,7 +487,7 @@ class ObjectSharedContext(Context):
 
     def get_async(self, name: str, serde: Serde[T] = DEFAULT_SERDE) -> DurableFuture[T | None]:
         attempt = self._attempt_for_call()
-        return DurableFuture(self, attempt.vm.sys_get_state(name), _state_decoder(serde))
+        return _Leaf(self, attempt.vm.sys_get_state(name), _state_decoder(serde))
 
     def state_keys(self) -> list[str]:
         """Names of all state entries."""
@@ -448,7 +495,7 @@ class ObjectSharedContext(Context):
 
     def state_keys_async(self) -> DurableFuture[list[str]]:
         attempt = self._attempt_for_call()
-        return DurableFuture(self, attempt.vm.sys_get_state_keys(), identity)
+        return _Leaf(self, attempt.vm.sys_get_state_keys(), identity)
 
     def __getattr__(self, name: str) -> Any:
         if name in ("set", "clear", "clear_all"):
@@ -488,26 +535,22 @@ class WorkflowSharedContext(ObjectSharedContext):
 
     def promise_async(self, name: str, serde: Serde[T] = DEFAULT_SERDE) -> DurableFuture[T]:
         attempt = self._attempt_for_call()
-        return DurableFuture(self, attempt.vm.sys_get_promise(name), _decoder(serde))
+        return _Leaf(self, attempt.vm.sys_get_promise(name), _decoder(serde))
 
     def peek_promise(self, name: str, serde: Serde[T] = DEFAULT_SERDE) -> T | None:
         """The promise's value if it is resolved, else ``None``."""
         attempt = self._attempt_for_call()
-        return DurableFuture(self, attempt.vm.sys_peek_promise(name), _state_decoder(serde)).result()
+        return _Leaf(self, attempt.vm.sys_peek_promise(name), _state_decoder(serde)).result()
 
     def resolve_promise(self, name: str, payload: Any, serde: Serde[Any] = DEFAULT_SERDE) -> None:
         """Resolve the durable promise ``name``; raises ``TerminalError`` if already completed."""
         attempt = self._attempt_for_call()
-        DurableFuture(
-            self, attempt.vm.sys_complete_promise(name, serde.serialize(payload)), void_to_none
-        ).result()
+        _Leaf(self, attempt.vm.sys_complete_promise(name, serde.serialize(payload)), void_to_none).result()
 
     def reject_promise(self, name: str, message: str, code: int = 500) -> None:
         """Reject the durable promise ``name``."""
         attempt = self._attempt_for_call()
-        DurableFuture(
-            self, attempt.vm.sys_complete_promise(name, Failure(code, message)), void_to_none
-        ).result()
+        _Leaf(self, attempt.vm.sys_complete_promise(name, Failure(code, message)), void_to_none).result()
 
 
 class WorkflowContext(WorkflowSharedContext, ObjectContext):
@@ -541,9 +584,52 @@ def _state_decoder(serde: Serde[Any]) -> Callable[[Any], Any]:
     return decode
 
 
-def current_context() -> Context:
-    """The context of the handler running on this greenlet."""
+_KIND_NAMES = {
+    Context: "a Service handler",
+    ObjectContext: "an exclusive VirtualObject handler",
+    ObjectSharedContext: "a shared VirtualObject handler",
+    WorkflowContext: "a Workflow @main handler",
+    WorkflowSharedContext: "a shared Workflow handler",
+}
+
+C = TypeVar("C", bound=Context)
+
+
+def _current_of(cls: type[C], accessor: str) -> C:
     ctx = _current.get()
     if ctx is None:
-        raise RuntimeError("restate.current_context() called outside a Restate handler")
-    return ctx
+        raise RuntimeError(
+            f"restate.{accessor}() called outside a Restate handler (or inside a run block, a "
+            "greenlet or a thread the handler started)"
+        )
+    if cls is not Context and type(ctx) is not cls:
+        raise RuntimeError(
+            f"restate.{accessor}() is for {_KIND_NAMES[cls]}, but the current handler is "
+            f"{_KIND_NAMES.get(type(ctx), type(ctx).__name__)}"
+        )
+    return ctx  # type: ignore[return-value]
+
+
+def current_context() -> Context:
+    """The context of the handler running on this greenlet (any handler kind)."""
+    return _current_of(Context, "current_context")
+
+
+def current_object_context() -> ObjectContext:
+    """The context of the exclusive VirtualObject handler running on this greenlet."""
+    return _current_of(ObjectContext, "current_object_context")
+
+
+def current_shared_context() -> ObjectSharedContext:
+    """The context of the shared VirtualObject handler running on this greenlet."""
+    return _current_of(ObjectSharedContext, "current_shared_context")
+
+
+def current_workflow_context() -> WorkflowContext:
+    """The context of the Workflow ``@main`` handler running on this greenlet."""
+    return _current_of(WorkflowContext, "current_workflow_context")
+
+
+def current_shared_workflow_context() -> WorkflowSharedContext:
+    """The context of the shared Workflow handler running on this greenlet."""
+    return _current_of(WorkflowSharedContext, "current_shared_workflow_context")

@@ -1,21 +1,38 @@
-"""Durable futures: results the Restate journal will deliver, awaited by blocking the greenlet."""
+"""Durable futures: results the Restate journal will deliver, awaited by blocking the greenlet.
+
+A :class:`DurableFuture` wraps one journal notification. Combinators (:func:`all`, :func:`any`,
+:func:`race`, :func:`all_settled`, and ``future.or_timeout``) build futures over futures; they
+nest freely, and awaiting one hands the whole remaining tree to the state machine, so a
+suspension waits on exactly the set of results that can still decide it.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import builtins
+from collections.abc import Callable, Sequence
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
-from .errors import TerminalError
-from .protocol.vm import VOID, Failure, Handle, Progress
+from .errors import TerminalError, TimeoutError
+from .protocol.vm import VOID, Combinator, CombinatorKind, Failure, FutureTree, Handle, Progress
 
 if TYPE_CHECKING:
     from .context import Context
+    from .server.invocation import Attempt
 
-__all__ = ["DurableCallFuture", "DurableFuture", "SendHandle"]
+__all__ = [
+    "DurableCallFuture",
+    "DurableFuture",
+    "SendHandle",
+    "all",
+    "all_settled",
+    "any",
+    "race",
+]
 
 T = TypeVar("T")
 
-_PENDING = object()
+_PENDING: Any = object()
 
 
 def cancelled_error() -> TerminalError:
@@ -33,57 +50,112 @@ class DurableFuture(Generic[T]):
     :class:`~restate_sync.TerminalError`.
     """
 
-    __slots__ = ("_ctx", "_decode", "_error", "_handle", "_value")
+    __slots__ = ("_ctx", "_error", "_value")
 
-    def __init__(self, ctx: Context, handle: Handle, decode: Callable[[Any], T]) -> None:
+    def __init__(self, ctx: Context) -> None:
         self._ctx = ctx
-        self._handle = handle
-        self._decode = decode
         self._value: Any = _PENDING
-        self._error: BaseException | None = None
+        self._error: TerminalError | None = None
+
+    # -- what subclasses provide
+
+    def _poll(self) -> bool:
+        """Settle from results already delivered, without blocking; True once settled."""
+        raise NotImplementedError
+
+    def _tree(self) -> FutureTree:
+        """The still-undecided part of this future, for the state machine to wait on."""
+        raise NotImplementedError
+
+    # -- public API
 
     def result(self) -> T:
         """Block until the result is available; return it or raise its terminal error."""
         if self._value is _PENDING and self._error is None:
             attempt = self._ctx._attempt_for_call()
-            if (
-                not attempt.vm.is_completed(self._handle)
-                and attempt.block_on(self._handle) is Progress.CANCELLED
-            ):
-                raise cancelled_error()
-            self._settle(attempt.vm.take(self._handle))
+            while not self._poll():
+                _block(attempt, self._tree())
         if self._error is not None:
             raise self._error
         return self._value
 
     def done(self) -> bool:
         """Whether ``result()`` would return (or raise) without blocking."""
-        if self._value is not _PENDING or self._error is not None:
-            return True
-        return self._ctx._attempt.vm.is_completed(self._handle)
+        return self._settled or self._poll()
 
-    def _settle(self, raw: Any) -> None:
-        if isinstance(raw, Failure):
-            self._error = failure_to_error(raw)
-        else:
-            try:
-                self._value = self._decode(raw)
-            except TerminalError as exc:
-                self._error = exc
+    def exception(self) -> TerminalError | None:
+        """The terminal error of a done future (``None`` if it succeeded); blocks like ``result()``."""
+        try:
+            self.result()
+        except TerminalError as exc:
+            return exc
+        return None
+
+    def or_timeout(self, timeout: float | timedelta) -> DurableFuture[T]:
+        """This future, or ``restate.TimeoutError`` (408) if ``timeout`` passes first (durable timer)."""
+        return _Timeout(self._ctx, self, self._ctx.sleep(timeout))
+
+    @property
+    def _settled(self) -> bool:
+        return self._value is not _PENDING or self._error is not None
+
+    def _set(self, value: Any) -> None:
+        self._value = value
+
+    def _fail(self, error: TerminalError) -> None:
+        self._error = error
 
     def __repr__(self) -> str:
-        state = "pending" if not self.done() else "done"
-        return f"<{type(self).__name__} {self._handle!r} {state}>"
+        state = "done" if self._settled else "pending"
+        return f"<{type(self).__name__} {state}>"
 
 
-class DurableCallFuture(DurableFuture[T]):
+def _block(attempt: Attempt, tree: FutureTree) -> None:
+    if attempt.block_on(tree) is Progress.CANCELLED:
+        raise cancelled_error()
+
+
+class _Leaf(DurableFuture[T]):
+    """A future over one notification handle."""
+
+    __slots__ = ("_decode", "_handle")
+
+    def __init__(self, ctx: Context, handle: Handle, decode: Callable[[Any], T]) -> None:
+        super().__init__(ctx)
+        self._handle = handle
+        self._decode = decode
+
+    def _poll(self) -> bool:
+        if self._settled:
+            return True
+        vm = self._ctx._attempt.vm
+        if not vm.is_completed(self._handle):
+            return False
+        raw = vm.take(self._handle)
+        if isinstance(raw, Failure):
+            self._fail(failure_to_error(raw))
+        else:
+            try:
+                self._set(self._decode(raw))
+            except TerminalError as exc:
+                self._fail(exc)
+        return True
+
+    def _tree(self) -> FutureTree:
+        return self._handle
+
+    def __repr__(self) -> str:
+        return f"<DurableFuture {self._handle!r} {'done' if self._settled else 'pending'}>"
+
+
+class DurableCallFuture(_Leaf[T]):
     """The result of a call to another handler, plus the callee's invocation id."""
 
     __slots__ = ("_invocation_id",)
 
     def __init__(
         self, ctx: Context, handle: Handle, decode: Callable[[Any], T], invocation_id: DurableFuture[str]
-    ):
+    ) -> None:
         super().__init__(ctx, handle, decode)
         self._invocation_id = invocation_id
 
@@ -114,6 +186,166 @@ class SendHandle:
     def cancel(self) -> None:
         """Cancel the invocation this send started."""
         self._ctx.cancel_invocation(self.invocation_id)
+
+
+# ---------------------------------------------------------------------- combinators
+
+
+class _Combinator(DurableFuture[T]):
+    """A future over child futures; subclasses decide when it is settled."""
+
+    __slots__ = ("_children",)
+    _kind: CombinatorKind
+
+    def __init__(self, ctx: Context, children: Sequence[DurableFuture[Any]]) -> None:
+        super().__init__(ctx)
+        self._children = tuple(children)
+
+    def _poll(self) -> bool:
+        if self._settled:
+            return True
+        for child in self._children:
+            child._poll()
+        return self._decide()
+
+    def _decide(self) -> bool:
+        raise NotImplementedError
+
+    def _tree(self) -> FutureTree:
+        pending = tuple(child._tree() for child in self._children if not child._settled)
+        return pending[0] if len(pending) == 1 else Combinator(self._kind, pending)
+
+
+class _Race(_Combinator[T]):
+    """Settles like the first child to settle (success or failure)."""
+
+    __slots__ = ()
+    _kind = CombinatorKind.FIRST_COMPLETED
+
+    def _decide(self) -> bool:
+        for child in self._children:
+            if child._settled:
+                if child._error is not None:
+                    self._fail(child._error)
+                else:
+                    self._set(child._value)
+                return True
+        return False
+
+
+class _Any(_Combinator[T]):
+    """The first child to succeed; fails only when every child failed (with the last error)."""
+
+    __slots__ = ()
+    _kind = CombinatorKind.FIRST_SUCCEEDED_OR_ALL_FAILED
+
+    def _decide(self) -> bool:
+        for child in self._children:
+            if child._settled and child._error is None:
+                self._set(child._value)
+                return True
+        if builtins.all(child._settled for child in self._children):
+            error = self._children[-1]._error
+            assert error is not None
+            self._fail(error)
+            return True
+        return False
+
+
+class _All(_Combinator[list[Any]]):
+    """Every child's value, in argument order; fails as soon as one child fails."""
+
+    __slots__ = ()
+    _kind = CombinatorKind.ALL_SUCCEEDED_OR_FIRST_FAILED
+
+    def _decide(self) -> bool:
+        for child in self._children:
+            if child._error is not None:
+                self._fail(child._error)
+                return True
+        if builtins.all(child._settled for child in self._children):
+            self._set([child._value for child in self._children])
+            return True
+        return False
+
+
+class _AllSettled(_Combinator[list[DurableFuture[Any]]]):
+    """Waits until every child settled; the result is the list of (done) child futures."""
+
+    __slots__ = ()
+    _kind = CombinatorKind.ALL_COMPLETED
+
+    def _decide(self) -> bool:
+        if builtins.all(child._settled for child in self._children):
+            self._set(list(self._children))
+            return True
+        return False
+
+
+class _Timeout(_Combinator[T]):
+    """The first child, unless the timer (second child) fires first."""
+
+    __slots__ = ()
+    _kind = CombinatorKind.FIRST_COMPLETED
+
+    def __init__(self, ctx: Context, future: DurableFuture[T], timer: DurableFuture[None]) -> None:
+        super().__init__(ctx, (future, timer))
+
+    def _decide(self) -> bool:
+        future, timer = self._children
+        if future._settled:
+            if future._error is not None:
+                self._fail(future._error)
+            else:
+                self._set(future._value)
+            return True
+        if timer._settled:
+            self._fail(TimeoutError())
+            return True
+        return False
+
+
+def _context_of(futures: Sequence[DurableFuture[Any]], what: str) -> Context:
+    if not futures:
+        raise ValueError(f"restate.{what}() needs at least one future")
+    for future in futures:
+        if not isinstance(future, DurableFuture):
+            raise TypeError(f"restate.{what}() takes durable futures, got {future!r}")
+    ctx = futures[0]._ctx
+    if builtins.any(f._ctx is not ctx for f in futures):
+        raise ValueError(f"restate.{what}() futures must belong to the same invocation")
+    return ctx
+
+
+def all(*futures: DurableFuture[Any]) -> DurableFuture[list[Any]]:
+    """Every future's value (in argument order); raises the first terminal error."""
+    return _All(_context_of(futures, "all"), futures)
+
+
+def any(*futures: DurableFuture[T]) -> DurableFuture[T]:
+    """The first successful value; raises the last error only if every future failed."""
+    return _Any(_context_of(futures, "any"), futures)
+
+
+def race(*futures: DurableFuture[T]) -> DurableFuture[T]:
+    """Settles like the first future to settle, success or failure."""
+    return _Race(_context_of(futures, "race"), futures)
+
+
+def all_settled(*futures: DurableFuture[Any]) -> DurableFuture[list[DurableFuture[Any]]]:
+    """Waits for every future; returns them (all done) so each ``.result()``/``.exception()`` is ready."""
+    return _AllSettled(_context_of(futures, "all_settled"), futures)
+
+
+def wait_any(
+    ctx: Context, futures: Sequence[DurableFuture[Any]]
+) -> tuple[list[DurableFuture[Any]], list[DurableFuture[Any]]]:
+    """Block until at least one future is done; return ``(done, pending)`` in argument order."""
+    attempt = ctx._attempt_for_call()
+    race_: _Race[Any] = _Race(_context_of(futures, "wait_any"), futures)
+    while not race_._poll():
+        _block(attempt, race_._tree())
+    return [f for f in futures if f._settled], [f for f in futures if not f._settled]
 
 
 def identity(raw: Any) -> Any:

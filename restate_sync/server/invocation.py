@@ -9,6 +9,7 @@ Before the greenlet blocks, it flushes whatever the VM wrote.
 from __future__ import annotations
 
 import logging
+import os
 import time
 import traceback
 from collections import deque
@@ -16,7 +17,9 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Protocol
 
 import gevent
+from gevent.event import Event
 from gevent.hub import Waiter
+from gevent.threadpool import ThreadPool
 from greenlet import getcurrent
 
 from ..errors import DisconnectedError, InvocationFailedError, SuspendedError, TerminalError
@@ -133,6 +136,7 @@ class Attempt:
         self.greenlet: Any = None
         self._context_factory = context_factory
         self._disconnected = False
+        self.finished = Event()
         self._runs: dict[int, Any] = {}
         self._run_specs: dict[
             int, tuple[Callable[[], Any], RetryPolicy | None, bool, Callable[[Any], bytes]]
@@ -150,6 +154,7 @@ class Attempt:
             vm.notify_input_closed()
         elif item is DISCONNECTED:
             self._disconnected = True
+            self.finished.set()
             raise DisconnectedError()
         elif isinstance(item, RunOutcome):
             self._runs.pop(item.handle, None)
@@ -209,7 +214,7 @@ class Attempt:
             started = _now_ms()
             try:
                 if background:
-                    value = gevent.get_hub().threadpool.apply(fn)
+                    value = background_pool().apply(fn)
                 else:
                     value = fn()
                 payload = serialize(value)
@@ -264,6 +269,7 @@ class Attempt:
         finally:
             self._kill_runs()
             self._finish()
+            self.finished.set()
 
     def _invoke_handler(self) -> None:
         vm = self.vm
@@ -347,6 +353,20 @@ class Attempt:
             except DisconnectedError:  # pragma: no cover - not raised here
                 return
         self.sink.close()
+
+
+_background_pool: ThreadPool | None = None
+
+
+def background_pool() -> ThreadPool:
+    """The thread pool for ``run(..., background=True)`` (``RESTATE_BACKGROUND_POOL_SIZE``, default 8)."""
+    global _background_pool
+    if _background_pool is None:
+        size = int(os.environ.get("RESTATE_BACKGROUND_POOL_SIZE", "8"))
+        if size < 1:
+            raise ValueError(f"RESTATE_BACKGROUND_POOL_SIZE must be at least 1, got {size}")
+        _background_pool = ThreadPool(size)
+    return _background_pool
 
 
 def vm_run_name(vm: VM, handle: int) -> str:
