@@ -26,6 +26,7 @@ import h2.exceptions
 import h2.settings
 from gevent.event import Event
 from gevent.lock import Semaphore
+from gevent.pool import Pool
 from gevent.server import StreamServer
 
 from .invocation import DISCONNECTED, EOF, Inbox
@@ -249,7 +250,9 @@ class H2Server:
 
     def __init__(self, handler: Callable[[Any], None], listener: Any) -> None:
         self.handler = handler
-        self._server = StreamServer(listener, self._handle_connection)
+        # A pool lets stop() kill the connection greenlets, which closes their sockets: the
+        # runtime keeps pooled connections to a deployment that merely stopped listening.
+        self._server = StreamServer(listener, self._handle_connection, spawn=Pool())
 
     @property
     def address(self) -> tuple[str, int]:

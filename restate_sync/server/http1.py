@@ -50,7 +50,8 @@ _READ_SIZE = 65536
 _MAX_HEAD_SIZE = 64 * 1024
 # How long a closing connection waits for the peer's FIN before the socket is closed.
 _LINGER = 1.0
-_SERVER_HEADER = (b"x-restate-server", f"restate-sdk-python-gevent/{__version__}".encode("ascii"))
+# the endpoint's SERVER_HEADER (not imported: the endpoint module depends on this package)
+_SERVER_HEADER = ("x-restate-server", f"restate-sdk-python-gevent/{__version__}")
 
 # exchange states
 _IDLE, _STREAMING, _DONE, _BROKEN = "idle", "streaming", "done", "broken"
@@ -263,7 +264,8 @@ class Http1Connection:
             logger.exception("error while serving %s %s over HTTP/1.1", exchange.method, exchange.path)
             if exchange._state == _IDLE:
                 message = b"internal error in the endpoint\n"
-                exchange.respond(500, [("content-type", "text/plain; charset=utf-8")], message)
+                headers = [("content-type", "text/plain; charset=utf-8"), _SERVER_HEADER]
+                exchange.respond(500, headers, message)
         finally:
             self._stop_watching()
         if exchange.complete:
@@ -284,7 +286,7 @@ class Http1Connection:
         head = (
             f"HTTP/1.1 {status} {_reason(status).decode()}\r\n"
             "content-type: text/plain; charset=utf-8\r\n"
-            f"{_SERVER_HEADER[0].decode()}: {_SERVER_HEADER[1].decode()}\r\n"
+            f"{_SERVER_HEADER[0]}: {_SERVER_HEADER[1]}\r\n"
             f"connection: close\r\ncontent-length: {len(body)}\r\n\r\n"
         )
         try:

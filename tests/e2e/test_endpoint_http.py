@@ -159,3 +159,19 @@ def test_suspends_when_input_closes_before_a_completion(client):
     messages = decode(response.body)
     assert [t for t, _ in messages] == [m.SLEEP, m.SUSPENSION]
     assert list(messages[1][1].waiting_completions) == [1]
+
+
+def test_stopping_the_server_closes_open_connections():
+    thread = EndpointThread(restate.endpoint(services.Greeter)).start()
+    client = H2Client(thread.url)
+    try:
+        assert client.request("GET", "/health").status == 200
+        thread.stop()
+        client.sock.settimeout(10)
+        # the server closed its side: recv reports EOF (or a reset) instead of blocking
+        try:
+            assert client.sock.recv(65536) == b"" or client.sock.recv(65536) == b""
+        except ConnectionResetError:
+            pass
+    finally:
+        client.close()

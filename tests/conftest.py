@@ -1,0 +1,20 @@
+"""Suite-wide options."""
+
+from __future__ import annotations
+
+import pytest
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--always-suspend",
+        action="store_true",
+        default=False,
+        help="run the end-to-end tests with restate-server's inactivity timeout at 0s, so every "
+        "blocking await suspends and the invocation resumes by replay",
+    )
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    mode = "always-suspend (inactivity timeout 0s)" if config.getoption("--always-suspend") else "default"
+    return f"restate-server mode: {mode}"
