@@ -26,9 +26,11 @@ demo: setup
 	$(VENV)/bin/restate-sync dev examples/greeter.py:endpoint examples/counter.py:endpoint \
 		--invoke Greeter/greet --data '"World"'
 
-# The whole suite: unit tests, then end-to-end tests against a real restate-server.
+# The whole suite: unit tests and end-to-end tests against a real restate-server, then the
+# end-to-end tests again with every blocking await suspending and replaying (--always-suspend).
 test: setup lint
 	$(PY) -m pytest $(PYTEST_ARGS)
+	$(PY) -m pytest tests/e2e --always-suspend $(PYTEST_ARGS)
 
 test-unit: setup
 	$(PY) -m pytest tests/unit $(PYTEST_ARGS)
