@@ -629,3 +629,176 @@ def test_peek_and_complete_promise():
     assert vm.do_progress(done) is Progress.ANY_COMPLETED and vm.take(done) == Failure(409, "already")
     out = written(vm)
     assert out[1].completion_value.content == b"x"
+
+
+# ---------------------------------------------------------------- more edge cases from PROTOCOL.md §8
+
+
+def test_v7_start_fields_are_ignored_on_v6():
+    message = start(1)
+    message.scope = "s"
+    message.limit_key = "l"
+    message.idempotency_key = "i"
+    vm = new_vm(message, input_command(b"x"))
+    assert vm.sys_input().input == b"x"
+    assert written(vm) == []
+
+
+def test_lazy_get_then_eof_suspends_on_it():
+    vm = new_vm(start(1, partial_state=True), input_command())
+    vm.sys_input()
+    handle = vm.sys_get_state("k")
+    assert not vm.is_completed(handle)
+    vm.notify_input_closed()
+    with pytest.raises(SuspendedError):
+        vm.do_progress(handle)
+    out = written(vm)
+    assert kinds(out) == ["GetLazyStateCommandMessage", "SuspensionMessage"]
+    assert list(out[1].waiting_completions) == [1] and list(out[1].waiting_signals) == [1]
+
+
+def test_unawaited_call_then_return():
+    vm = new_vm(start(1), input_command())
+    vm.sys_input()
+    vm.sys_call("Svc", "h", b"")
+    vm.sys_write_output(b"done")
+    vm.sys_end()
+    assert kinds(written(vm)) == ["CallCommandMessage", "OutputCommandMessage", "EndMessage"]
+
+
+def test_eager_get_replay_variant_writes_only_the_second():
+    journaled = pb.GetEagerStateCommandMessage(key=b"key-0")
+    journaled.void.SetInParent()
+    vm = new_vm(start(2, partial_state=False), input_command(), journaled)
+    vm.sys_input()
+    assert vm.take(vm.sys_get_state("key-0")) is VOID
+    assert vm.take(vm.sys_get_state("key-0")) is VOID
+    assert kinds(written(vm)) == ["GetEagerStateCommandMessage"]
+
+
+def test_race_a_replayed_run_against_sleeps():
+    journal = [
+        input_command(),
+        pb.RunCommandMessage(result_completion_id=1, name="r"),
+        pb.SleepCommandMessage(result_completion_id=2),
+        pb.SleepCommandMessage(result_completion_id=3),
+        completion(pb.SleepCompletionNotificationMessage, 2, void=True),
+    ]
+    vm = new_vm(start(len(journal)), *journal, eof=True)
+    vm.sys_input()
+    run = vm.sys_run("r")
+    sleep2 = vm.sys_sleep(1)
+    assert vm.do_progress(Combinator(CombinatorKind.FIRST_COMPLETED, (run, sleep2))) is Progress.ANY_COMPLETED
+    assert vm.is_completed(sleep2) and vm.is_replaying
+    sleep3 = vm.sys_sleep(1)
+    assert vm.phase is Phase.PROCESSING
+    tree = Combinator(CombinatorKind.FIRST_COMPLETED, (run, sleep3))
+    assert vm.do_progress(tree) is Progress.EXECUTE_RUN and vm.run_to_execute == run
+    vm.propose_run_completion(run, b"v")
+    with pytest.raises(SuspendedError):
+        vm.do_progress(tree)
+    out = written(vm)
+    assert kinds(out) == ["ProposeRunCompletionMessage", "SuspensionMessage"]
+    assert sorted(out[1].waiting_completions) == [1, 3]
+
+
+@pytest.mark.parametrize(
+    "policy, retry_count, duration_ms, attempt_ms",
+    [
+        (RetryPolicy(max_duration_ms=1000), 1, 900, 200),  # duration exhausted
+        (RetryPolicy(max_attempts=0), 0, 0, 0),  # no attempts allowed at all
+    ],
+)
+def test_retry_exhaustion_by_duration_or_zero_attempts(policy, retry_count, duration_ms, attempt_ms):
+    vm = new_vm(
+        start(2, retry_count=retry_count, duration_ms=duration_ms),
+        input_command(),
+        pb.RunCommandMessage(result_completion_id=1, name="r"),
+    )
+    vm.sys_input()
+    handle = vm.sys_run("r")
+    vm.do_progress(handle)
+    vm.propose_run_retryable_failure(handle, "my-error", policy=policy, attempt_duration_ms=attempt_ms)
+    (proposal,) = written(vm)
+    assert type(proposal).__name__ == "ProposeRunCompletionMessage" and proposal.failure.message == "my-error"
+
+
+def test_added_await_on_a_sleep_during_replay_is_570():
+    journal = [
+        input_command(),
+        pb.SleepCommandMessage(result_completion_id=1),
+        pb.SleepCommandMessage(result_completion_id=2),
+        completion(pb.SleepCompletionNotificationMessage, 2, void=True),
+    ]
+    vm = new_vm(start(len(journal)), *journal)
+    vm.sys_input()
+    first = vm.sys_sleep(1)
+    with pytest.raises(InvocationFailedError):
+        vm.do_progress(first)  # the recorded run never waited for sleep 1 before sleep 2
+    assert written(vm)[0].code == 570
+
+
+def test_replay_while_cancelling_writes_only_the_missing_signal():
+    cancel_first = pb.SendSignalCommandMessage(target_invocation_id="my-id-1", idx=1)
+    cancel_first.void.SetInParent()
+    journal = [
+        input_command(),
+        pb.CallCommandMessage(
+            service_name="S", handler_name="h", invocation_id_notification_idx=1, result_completion_id=2
+        ),
+        completion(pb.CallInvocationIdCompletionNotificationMessage, 1, invocation_id="my-id-1"),
+        pb.CallCommandMessage(
+            service_name="S", handler_name="h", invocation_id_notification_idx=3, result_completion_id=4
+        ),
+        completion(pb.CallInvocationIdCompletionNotificationMessage, 3, invocation_id="my-id-2"),
+        signal(idx=1, void=True),
+        cancel_first,
+    ]
+    vm = new_vm(start(len(journal)), *journal)
+    vm.sys_input()
+    _, r1 = vm.sys_call("S", "h", b"")
+    _, r2 = vm.sys_call("S", "h", b"")
+    assert vm.do_progress(Combinator(CombinatorKind.FIRST_COMPLETED, (r1, r2))) is Progress.CANCELLED
+    out = written(vm)
+    assert kinds(out) == ["SendSignalCommandMessage"]
+    assert out[0].target_invocation_id == "my-id-2"
+
+
+def test_named_signal_arriving_before_it_is_awaited():
+    vm = new_vm(start(1), input_command())
+    vm.sys_input()
+    vm.notify_input(frame(signal(name="go", value=b"now")))
+    handle = vm.sys_signal("go")
+    assert vm.do_progress(handle) is Progress.ANY_COMPLETED and vm.take(handle) == b"now"
+
+
+def test_suspension_on_a_named_signal():
+    vm = new_vm(start(1), input_command(), eof=True)
+    vm.sys_input()
+    with pytest.raises(SuspendedError):
+        vm.do_progress(vm.sys_signal("go"))
+    (susp,) = written(vm)
+    assert list(susp.waiting_named_signals) == ["go"] and list(susp.waiting_signals) == [1]
+
+
+def test_first_succeeded_or_all_failed_waits_past_failures():
+    vm = new_vm(start(1), input_command())
+    vm.sys_input()
+    _, a = vm.sys_awakeable()
+    _, b = vm.sys_awakeable()
+    tree = Combinator(CombinatorKind.FIRST_SUCCEEDED_OR_ALL_FAILED, (a, b))
+    vm.notify_input(frame(signal(idx=17, failure=(500, "no"))))
+    assert vm.do_progress(tree) is Progress.WAITING
+    vm.notify_input(frame(signal(idx=18, value=b"yes")))
+    assert vm.do_progress(tree) is Progress.ANY_COMPLETED
+
+
+def test_all_succeeded_or_first_failed_short_circuits():
+    vm = new_vm(start(1), input_command())
+    vm.sys_input()
+    _, a = vm.sys_awakeable()
+    _, b = vm.sys_awakeable()
+    tree = Combinator(CombinatorKind.ALL_SUCCEEDED_OR_FIRST_FAILED, (a, b))
+    vm.notify_input(frame(signal(idx=18, failure=(500, "no"))))
+    assert vm.do_progress(tree) is Progress.ANY_COMPLETED
+    assert not vm.is_completed(a)
