@@ -15,9 +15,7 @@ pytestmark = pytest.mark.e2e
 
 
 def test_kill_and_restart_completes_everything_without_repeating_runs(always_suspend):
-    with restate_sync.testing.start(
-        *services.ALL, *api_services.ALL, always_suspend=always_suspend
-    ) as env:
+    with restate_sync.testing.start(*services.ALL, *api_services.ALL, always_suspend=always_suspend) as env:
         run_id = uuid.uuid4().hex[:8]
         sleepers = [f"{run_id}-sleep-{i}" for i in range(5)]
         waiters = [f"{run_id}-wait-{i}" for i in range(5)]
@@ -25,7 +23,9 @@ def test_kill_and_restart_completes_everything_without_repeating_runs(always_sus
         waiting = {k: env.ingress.send("Awaiter", "wait", k)["invocationId"] for k in waiters}
 
         # every sleeper has durably completed its first run and every waiter published its id
-        wait_until(lambda: all(api_services.REACHED[k] for k in sleepers), what="sleepers to reach their sleep")
+        wait_until(
+            lambda: all(api_services.REACHED[k] for k in sleepers), what="sleepers to reach their sleep"
+        )
         ids = {
             k: wait_until(lambda k=k: env.ingress.call("Holder", "get", key=k), what=f"awakeable of {k}")
             for k in waiters
