@@ -81,6 +81,10 @@ class StateOps(restate.VirtualObject):
         return "wrote"
 
 
+class LazyStateOps(StateOps, enable_lazy_state=True):
+    """The same handlers with lazy state: the runtime sends no eager state, gets go lazy."""
+
+
 class Timers(restate.Service):
     @restate.handler
     def sleep(ctx: restate.Context, seconds: float) -> str:
@@ -385,4 +389,4 @@ class Env(restate.Service):
         return ctx.run_sync("pid", os.getpid)
 
 
-ALL = (Holder, StateOps, Timers, Caller, Awaiter, Combos, Runs, Introspect, UserSignup, NonDeterministic, Env)
+ALL = (Holder, StateOps, LazyStateOps, Timers, Caller, Awaiter, Combos, Runs, Introspect, UserSignup, NonDeterministic, Env)

@@ -24,8 +24,9 @@ def awakeable_id(env, key: str) -> str:
 # ---------------------------------------------------------------- state
 
 
-def test_state_operations(env, key):
-    result = env.ingress.call("StateOps", "exercise", key=key)
+@pytest.mark.parametrize("service", ["StateOps", "LazyStateOps"])
+def test_state_operations(env, key, service):
+    result = env.ingress.call(service, "exercise", key=key)
     assert result == {
         "a": 1,
         "b": {"nested": [1, 2]},
@@ -35,13 +36,19 @@ def test_state_operations(env, key):
         "after_clear_all": [],
         "raw": None,
     }
-    assert env.ingress.call("StateOps", "keys", key=key) == []
+    assert env.ingress.call(service, "keys", key=key) == []
 
 
-def test_state_persists_between_invocations(env, key):
-    env.ingress.call("StateOps", "put", {"key": "greeting", "value": {"hello": "world"}}, key=key)
-    assert env.ingress.call("StateOps", "read", "greeting", key=key) == {"hello": "world"}
-    assert env.ingress.call("StateOps", "keys", key=key) == ["greeting"]
+@pytest.mark.parametrize("service", ["StateOps", "LazyStateOps"])
+def test_state_persists_between_invocations(env, key, service):
+    env.ingress.call(service, "put", {"key": "greeting", "value": {"hello": "world"}}, key=key)
+    assert env.ingress.call(service, "read", "greeting", key=key) == {"hello": "world"}
+    assert env.ingress.call(service, "keys", key=key) == ["greeting"]
+
+
+def test_lazy_state_is_declared_to_the_server(env):
+    assert env.admin.service("LazyStateOps")["enable_lazy_state"] is True
+    assert env.admin.service("StateOps")["enable_lazy_state"] is False
 
 
 def test_shared_handlers_cannot_write_state(env, key):
