@@ -81,11 +81,13 @@ def _configure_logging(level: str) -> None:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    from .server.h2server import serve
+    from .server.serving import serve, serve_workers
 
     endpoint = load_endpoints(args.target)
     try:
-        serve(endpoint, args.bind)
+        if args.workers > 1:
+            return serve_workers(endpoint, args.bind, args.workers, grace=args.grace)
+        serve(endpoint, args.bind, grace=args.grace)
     except KeyboardInterrupt:
         pass
     except OSError as exc:
@@ -178,6 +180,12 @@ def main(argv: list[str] | None = None) -> int:
     serve = commands.add_parser("serve", help="serve an endpoint over HTTP/2 (h2c)")
     serve.add_argument("target", nargs="+", help="MODULE:ATTR, e.g. examples/greeter.py:endpoint")
     serve.add_argument("--bind", default="0.0.0.0:9080", help="HOST:PORT to listen on (default 0.0.0.0:9080)")
+    serve.add_argument(
+        "--workers", type=int, default=1, help="pre-forked worker processes sharing the port (default 1)"
+    )
+    serve.add_argument(
+        "--grace", type=float, default=10.0, help="seconds in-flight invocations get on SIGTERM (default 10)"
+    )
     serve.set_defaults(run=_serve)
 
     dev = commands.add_parser("dev", help="serve an endpoint to a local restate-server started for you")

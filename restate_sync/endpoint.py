@@ -121,7 +121,7 @@ class Endpoint:
 
     def serve(self, bind: str = "127.0.0.1:9080") -> None:
         """Serve forever on ``host:port`` with the gevent HTTP/2 server."""
-        from .server.h2server import serve
+        from .server.serving import serve
 
         serve(self, bind)
 

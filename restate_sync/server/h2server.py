@@ -31,7 +31,7 @@ from gevent.server import StreamServer
 
 from .invocation import DISCONNECTED, EOF, Inbox
 
-__all__ = ["H2Server", "H2Stream", "serve"]
+__all__ = ["H2Server", "H2Stream", "parse_bind"]
 
 logger = logging.getLogger("restate_sync.server")
 
@@ -305,11 +305,3 @@ def parse_bind(bind: str) -> tuple[str, int]:
     if not host or not port.isdigit():
         raise ValueError(f"bind address must be HOST:PORT, got {bind!r}")
     return host.strip("[]"), int(port)
-
-
-def serve(endpoint: Any, bind: str) -> None:
-    """Serve ``endpoint`` on ``bind`` until interrupted."""
-    server = H2Server(endpoint.handle, parse_bind(bind))
-    server.start()
-    logger.info("restate_sync serving %s on %s:%s", ", ".join(endpoint.services), *server.address[:2])
-    server.serve_forever()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -102,3 +103,50 @@ def test_bad_target_is_a_clear_error():
     )
     assert result.returncode != 0
     assert "no such file" in result.stderr
+
+
+def _children(pid: int) -> list[int]:
+    path = Path(f"/proc/{pid}/task/{pid}/children")
+    return [int(p) for p in path.read_text().split()] if path.exists() else []
+
+
+def test_serve_with_prefork_workers_and_graceful_stop():
+    port = free_port()
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "restate_sync.cli",
+            "serve",
+            "examples/greeter.py:endpoint",
+            "--bind",
+            f"127.0.0.1:{port}",
+            "--workers",
+            "2",
+            "--grace",
+            "1",
+        ],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        wait_for_port(port, proc)
+        workers = wait_until(lambda: len(_children(proc.pid)) == 2 and _children(proc.pid), what="2 workers")
+        with RestateServer() as server:
+            server.register_deployment(f"http://127.0.0.1:{port}")
+            client = IngressClient(server.ingress_url)
+            assert [client.call("Greeter", "greet", str(i)) for i in range(10)] == [
+                f"Hello, {i}!" for i in range(10)
+            ]
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=20) == 0
+        for pid in workers:
+            assert (
+                not Path(f"/proc/{pid}").exists() or "Z" in Path(f"/proc/{pid}/stat").read_text().split()[2]
+            )
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(timeout=10)

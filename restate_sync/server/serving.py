@@ -1,0 +1,116 @@
+"""Running the endpoint server as a process: one process, or N pre-forked workers sharing a port.
+
+SIGTERM or SIGINT stops accepting connections and gives in-flight invocations up to
+``grace`` seconds before their connections are closed (the runtime retries what was cut off).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import socket
+import sys
+from typing import Any
+
+import gevent
+
+from .h2server import H2Server, parse_bind
+
+__all__ = ["bind_listener", "serve", "serve_workers"]
+
+logger = logging.getLogger("restate_sync.server")
+
+DEFAULT_GRACE = 10.0
+
+
+def bind_listener(bind: str, backlog: int = 2048) -> socket.socket:
+    """A listening TCP socket for ``HOST:PORT`` (IPv4 or IPv6), SO_REUSEADDR set."""
+    host, port = parse_bind(bind)
+    info = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+    sock = socket.socket(info[0], socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(info[4])
+    sock.listen(backlog)
+    return sock
+
+
+def _run_server(endpoint: Any, listener: Any, grace: float) -> None:
+    server = H2Server(endpoint.handle, listener)
+    server.start()
+
+    def stop() -> None:
+        logger.info("stopping: no new connections; in-flight invocations get %.0fs", grace)
+        gevent.spawn(server.stop, grace)
+
+    gevent.signal_handler(signal.SIGTERM, stop)
+    gevent.signal_handler(signal.SIGINT, stop)
+    host, port = server.address[:2]
+    logger.info(
+        "restate_sync pid %d serving %s on %s:%s", os.getpid(), ", ".join(endpoint.services), host, port
+    )
+    server.serve_forever()
+
+
+def serve(endpoint: Any, bind: str, grace: float = DEFAULT_GRACE) -> None:
+    """Serve ``endpoint`` on ``bind`` in this process until SIGTERM/SIGINT."""
+    _run_server(endpoint, parse_bind(bind), grace)
+
+
+def serve_workers(endpoint: Any, bind: str, workers: int, grace: float = DEFAULT_GRACE) -> int:
+    """Pre-fork ``workers`` processes that accept on one shared socket; returns an exit code.
+
+    The parent only supervises: a worker that dies unexpectedly is replaced; SIGTERM/SIGINT are
+    forwarded to every worker and the parent exits once they are gone.
+    """
+    if workers < 1:
+        raise ValueError(f"--workers must be at least 1, got {workers}")
+    listener = bind_listener(bind)
+    children: dict[int, int] = {}
+    stopping = False
+
+    def spawn(slot: int) -> None:
+        pid = os.fork()  # gevent's fork: the child gets a fresh hub
+        if pid == 0:
+            code = 0
+            try:
+                _run_server(endpoint, listener, grace)
+            except BaseException:
+                logger.exception("worker %d crashed", slot)
+                code = 1
+            finally:
+                sys.stdout.flush()
+                sys.stderr.flush()
+                os._exit(code)
+        children[pid] = slot
+
+    def forward(signum: int, _frame: Any) -> None:
+        nonlocal stopping
+        stopping = True
+        for pid in list(children):
+            try:
+                os.kill(pid, signum)
+            except ProcessLookupError:
+                pass
+
+    for slot in range(workers):
+        spawn(slot)
+    logger.info("restate_sync supervisor pid %d started %d workers on %s", os.getpid(), workers, bind)
+    previous = {s: signal.signal(s, forward) for s in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        while children:
+            try:
+                pid, status = os.waitpid(-1, 0)
+            except ChildProcessError:
+                break
+            slot = children.pop(pid, None)
+            if slot is None:
+                continue
+            if not stopping:
+                logger.error("worker %d (pid %d) exited with status %d; replacing it", slot, pid, status)
+                spawn(slot)
+    finally:
+        listener.close()
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+    return 0
