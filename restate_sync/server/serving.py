@@ -103,8 +103,8 @@ def serve_workers(endpoint: Any, bind: str, workers: int, grace: float = DEFAULT
                 pid, status = os.waitpid(-1, 0)
             except ChildProcessError:
                 break
-            slot = children.pop(pid, None)
-            if slot is None:
+            slot = children.pop(pid, -1)
+            if slot < 0:
                 continue
             if not stopping:
                 logger.error("worker %d (pid %d) exited with status %d; replacing it", slot, pid, status)

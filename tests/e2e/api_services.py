@@ -389,4 +389,17 @@ class Env(restate.Service):
         return ctx.run_sync("pid", os.getpid)
 
 
-ALL = (Holder, StateOps, LazyStateOps, Timers, Caller, Awaiter, Combos, Runs, Introspect, UserSignup, NonDeterministic, Env)
+ALL = (
+    Holder,
+    StateOps,
+    LazyStateOps,
+    Timers,
+    Caller,
+    Awaiter,
+    Combos,
+    Runs,
+    Introspect,
+    UserSignup,
+    NonDeterministic,
+    Env,
+)
