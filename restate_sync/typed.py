@@ -28,9 +28,13 @@ and containers are always inline.
 pydantic and msgspec stay optional: this module never imports them. A class can only be a
 pydantic model / msgspec struct if its library is already in ``sys.modules``.
 
-Encoding of typed JSON uses ujson with a ``default`` hook that turns dataclasses, enums,
-pydantic models, msgspec structs, sets, ``datetime`` / ``date`` / ``time`` and ``UUID`` into JSON
-values (one converter per class, built on first use). Outputs are converted, not validated.
+Nothing type-introspective runs per call: ``serde_for`` compiles loaders (JSON data → typed
+values, with checks) and dumpers (typed values → JSON data) once; dataclass / TypedDict loaders and
+dataclass dumpers are generated Python functions. Positions the type does not describe (``Any``,
+subclasses, dicts returned for structs) are encoded by ujson's ``default`` hook, which converts
+dataclasses, enums, pydantic models, msgspec structs, sets, datetimes and UUIDs with one cached
+converter per class. Outputs are converted, not validated (pydantic validates a dict returned
+for a model).
 """
 
 from __future__ import annotations
@@ -53,7 +57,7 @@ from typing import Any, ClassVar, Literal, TypeVar, Union, get_args, get_origin,
 
 import ujson
 
-from .serde import BytesSerde, JsonSerde, SerdeError
+from .serde import BytesSerde, JsonSerde, Serde, SerdeError
 
 __all__ = [
     "EmptySerde",
@@ -68,6 +72,7 @@ __all__ = [
 
 _NoneType = type(None)
 Loader = Callable[[Any], Any]
+Dumper = Callable[[Any], Any]
 Schema = dict[str, Any]
 
 
@@ -77,22 +82,28 @@ Schema = dict[str, Any]
 
 
 class TypedJsonSerde(JsonSerde[Any]):
-    """JSON (ujson) validated and converted by a loader compiled once from a type.
+    """JSON (ujson) validated and converted by code compiled once from a type.
 
-    ``deserialize`` parses JSON (an empty body is ``null``) and runs the loader; ``serialize``
-    converts dataclasses, enums, models, sets, datetimes, UUIDs via ujson's ``default`` hook.
+    ``deserialize`` parses JSON (an empty body is ``null``) and runs the loader (``None``: the
+    parsed JSON as is). ``serialize`` runs the dumper (dataclass → dict, enum → value, … for the
+    positions the type declares), then ujson, whose ``default`` hook converts whatever else it
+    cannot encode (dataclasses, enums, pydantic models, msgspec structs, sets, datetimes, UUIDs).
     """
 
     content_type = "application/json"
 
-    def __init__(self, tp: Any, load: Loader | None, schema: Schema | None) -> None:
+    def __init__(
+        self, tp: Any, load: Loader | None, schema: Schema | None, dump: Dumper | None = None
+    ) -> None:
         self.type = tp
         self._load = load
+        self._dump = dump
         self._schema = schema
 
     def serialize(self, obj: Any) -> bytes:
         try:
-            text = ujson.dumps(obj, ensure_ascii=False, escape_forward_slashes=False, default=_default)
+            data = obj if self._dump is None else self._dump(obj)
+            text = ujson.dumps(data, ensure_ascii=False, escape_forward_slashes=False, default=_default)
         except (TypeError, OverflowError, ValueError) as exc:
             raise SerdeError(f"cannot encode {type(obj).__name__} as JSON: {exc}") from exc
         return text.encode("utf-8")
@@ -132,6 +143,8 @@ class PydanticSerde:
         self.type = tp
         self._adapter = pydantic.TypeAdapter(tp)
         self._validation_error: type[Exception] = pydantic.ValidationError
+        # a dict returned for a model-typed output is validated into the model first
+        self._cls: type | None = tp if isinstance(tp, type) else None
         self._schema: Schema | None
         try:
             self._schema = self._adapter.json_schema()
@@ -141,6 +154,8 @@ class PydanticSerde:
 
     def serialize(self, obj: Any) -> bytes:
         try:
+            if self._cls is not None and not isinstance(obj, self._cls):
+                obj = self._adapter.validate_python(obj)
             return bytes(self._adapter.dump_json(obj))
         except Exception as exc:
             raise SerdeError(f"cannot encode {type(obj).__name__} as JSON: {exc}") from exc
@@ -233,7 +248,7 @@ def is_empty_type(tp: Any) -> bool:
     return tp is None or tp is _NoneType or isinstance(tp, EmptySerde)
 
 
-def serde_for(tp: Any) -> Any:
+def serde_for(tp: Any) -> Serde[Any]:
     """The serde for a handler input/output annotation or explicit ``input=`` / ``output=`` value.
 
     Raises ``TypeError`` for things that can never work (an unresolved string annotation, a
@@ -261,7 +276,7 @@ def serde_for(tp: Any) -> Any:
             raise TypeError(f"{tp.__name__} looks like a serde class; pass an instance: {tp.__name__}()")
     compiler = _Compiler()
     node = compiler.node(tp)
-    return TypedJsonSerde(tp, node.load, compiler.document(tp, node))
+    return TypedJsonSerde(tp, node.load, compiler.document(tp, node), node.dump)
 
 
 def schema_for(tp: Any) -> Schema | None:
@@ -477,19 +492,30 @@ _WRAPPER_NAMES = {"Required", "NotRequired", "ReadOnly", "Final"}
 
 
 class _Node:
-    """How to load one type from JSON data, and its schema.
+    """How to load one type from JSON data, how to dump it to JSON data, and its schema.
 
     ``load is None``: anything goes, unchanged. ``identity``: ``load`` only checks, returning its
-    argument (so containers of it can skip rebuilding).
+    argument (so containers of it can skip rebuilding). ``dump is None``: ujson (with its
+    ``default`` hook) encodes values as they are; a ``dump`` returns values that are not of its
+    type unchanged, so unions can chain them.
     """
 
-    __slots__ = ("desc", "identity", "load", "schema")
+    __slots__ = ("desc", "dump", "exact", "identity", "load", "schema")
 
-    def __init__(self, load: Loader | None, schema: Schema, desc: str, identity: bool = False) -> None:
+    def __init__(
+        self,
+        load: Loader | None,
+        schema: Schema,
+        desc: str,
+        identity: bool = False,
+        dump: Dumper | None = None,
+    ) -> None:
         self.load = load
         self.schema = schema
         self.desc = desc
         self.identity = identity or load is None
+        self.dump = dump
+        self.exact: type | None = None  # values of exactly this class pass ``load`` unchanged
 
 
 def _scalar_node(
@@ -502,7 +528,9 @@ def _scalar_node(
                 return v
             raise _Invalid(f"expected {desc}, got {_got(v)}")
 
-        return _Node(load, {"type": json_type}, desc, identity=True)
+        node = _Node(load, {"type": json_type}, desc, identity=True)
+        node.exact = accept
+        return node
 
     def load_converting(v: Any) -> Any:
         if type(v) is accept:
@@ -512,7 +540,9 @@ def _scalar_node(
             raise _Invalid(f"expected {desc}, got {_got(v)}")
         return result
 
-    return _Node(load_converting, {"type": json_type}, desc)
+    node = _Node(load_converting, {"type": json_type}, desc)
+    node.exact = accept
+    return node
 
 
 _NOPE: Any = object()
@@ -526,7 +556,7 @@ def _float_from(v: Any) -> Any:
     return float(v) if type(v) is int else _NOPE
 
 
-def _string_node(desc: str, fmt: str, parse: Callable[[str], Any]) -> _Node:
+def _string_node(desc: str, fmt: str, parse: Callable[[str], Any], dump: Dumper) -> _Node:
     def load(v: Any) -> Any:
         if type(v) is str:
             try:
@@ -535,7 +565,19 @@ def _string_node(desc: str, fmt: str, parse: Callable[[str], Any]) -> _Node:
                 pass
         raise _Invalid(f"expected {desc}, got {_got(v)}")
 
-    return _Node(load, {"type": "string", "format": fmt}, desc)
+    return _Node(load, {"type": "string", "format": fmt}, desc, dump=dump)
+
+
+def _dump_iso(v: Any) -> Any:
+    return v.isoformat() if isinstance(v, (dt.date, dt.time)) else v
+
+
+def _dump_uuid(v: Any) -> Any:
+    return str(v) if isinstance(v, uuid.UUID) else v
+
+
+def _dump_enum(v: Any) -> Any:
+    return v.value if isinstance(v, enum.Enum) else v
 
 
 def _load_decimal(v: Any) -> Any:
@@ -548,6 +590,10 @@ def _load_decimal(v: Any) -> Any:
             if result.is_finite():
                 return result
     raise _Invalid(f"expected decimal number, got {_got(v)}")
+
+
+def _dump_decimal(v: Any) -> Any:
+    return str(v) if isinstance(v, decimal.Decimal) else v  # exact, unlike a JSON number
 
 
 def _load_null(v: Any) -> Any:
@@ -563,11 +609,13 @@ _PRIMITIVES: dict[Any, _Node] = {
     float: _scalar_node("number", "float", float, _float_from),
     bool: _scalar_node("boolean", "bool", bool),
     _NoneType: _Node(_load_null, {"type": "null"}, "null", identity=True),
-    dt.datetime: _string_node("ISO 8601 date-time string", "date-time", dt.datetime.fromisoformat),
-    dt.date: _string_node("ISO 8601 date string", "date", dt.date.fromisoformat),
-    dt.time: _string_node("ISO 8601 time string", "time", dt.time.fromisoformat),
-    uuid.UUID: _string_node("UUID string", "uuid", uuid.UUID),
-    decimal.Decimal: _Node(_load_decimal, {"anyOf": [{"type": "number"}, {"type": "string"}]}, "decimal"),
+    dt.datetime: _string_node("ISO 8601 date-time string", "date-time", dt.datetime.fromisoformat, _dump_iso),
+    dt.date: _string_node("ISO 8601 date string", "date", dt.date.fromisoformat, _dump_iso),
+    dt.time: _string_node("ISO 8601 time string", "time", dt.time.fromisoformat, _dump_iso),
+    uuid.UUID: _string_node("UUID string", "uuid", uuid.UUID, _dump_uuid),
+    decimal.Decimal: _Node(
+        _load_decimal, {"anyOf": [{"type": "number"}, {"type": "string"}]}, "decimal", dump=_dump_decimal
+    ),
 }
 
 
@@ -627,9 +675,32 @@ class _Compiler:
         name = self._reserve(key, cls, label)
         return None, name, self.defs[name]
 
-    def _register(self, key: Any, name: str, node: _Node) -> None:
+    def _struct_node(
+        self, key: Any, name: str, desc: str
+    ) -> tuple[_Node, Callable[[Loader, Dumper | None], None]]:
+        """Record a struct being built; the returned function completes it with its loader and dumper.
+
+        Until then ``load`` / ``dump`` are trampolines, so recursive references reach the final ones.
+        """
+        final: list[Any] = [None, None]
+
+        def load_later(v: Any) -> Any:
+            return final[0](v)
+
+        def dump_later(v: Any) -> Any:
+            dump = final[1]
+            return v if dump is None else dump(v)
+
+        node = _Node(load_later, {"$ref": f"#/$defs/{name}"}, desc, dump=dump_later)
         self.structs[key] = (node, name)
         self.in_progress.add(key)
+
+        def finish(load: Loader, dump: Dumper | None) -> None:
+            final[0] = node.load = load
+            final[1] = node.dump = dump
+            self.in_progress.discard(key)
+
+        return node, finish
 
     # -- dispatch -----------------------------------------------------------------------------
 
@@ -730,8 +801,9 @@ class _Compiler:
         members = [self.node(arg) for arg in args]
         schema = {"anyOf": [member.schema for member in members]}
         desc = " | ".join(member.desc for member in members)
+        dump = _chain([member.dump for member in members if member.dump is not None])
         if any(member.load is None for member in members):
-            return _Node(None, schema, desc)
+            return _Node(None, schema, desc, dump=dump)
         identity = all(member.identity for member in members)
         others = [m for m, a in zip(members, args, strict=True) if a is not None and a is not _NoneType]
         if len(others) == 1 and len(members) == 2:
@@ -741,7 +813,7 @@ class _Compiler:
             def load_optional(v: Any) -> Any:
                 return None if v is None else inner(v)
 
-            return _Node(load_optional, schema, desc, identity)
+            return _Node(load_optional, schema, desc, identity, dump)
 
         loads = [member.load for member in members]
 
@@ -757,7 +829,7 @@ class _Compiler:
                 raise deep[0]
             raise _Invalid(f"expected {desc}, got {_got(v)}")
 
-        return _Node(load_union, schema, desc, identity)
+        return _Node(load_union, schema, desc, identity, dump)
 
     def _literal(self, args: tuple[Any, ...]) -> _Node:
         table: dict[tuple[str, Any], Any] = {}
@@ -777,7 +849,8 @@ class _Compiler:
             schema["type"] = json_type
         choices = ", ".join(ujson.dumps(w, ensure_ascii=False) for w in wire_values)
         desc = f"one of {choices}"
-        return _Node(_table_loader(table, desc, None), schema, desc)
+        has_enum = any(isinstance(value, enum.Enum) for value in args)
+        return _Node(_table_loader(table, desc, None), schema, desc, dump=_dump_enum if has_enum else None)
 
     def _enum(self, cls: type[enum.Enum]) -> _Node:
         table: dict[tuple[str, Any], Any] = {}
@@ -799,7 +872,7 @@ class _Compiler:
         choices = ", ".join(ujson.dumps(v, ensure_ascii=False) for v in values)
         desc = f"{cls.__name__} (one of {choices})" if plain else cls.__name__
         fallback = cls if (not plain or issubclass(cls, enum.Flag)) else None
-        return _Node(_table_loader(table, desc, fallback), schema, desc)
+        return _Node(_table_loader(table, desc, fallback), schema, desc, dump=_dump_enum)
 
     # -- containers -----------------------------------------------------------------------------
 
@@ -811,6 +884,7 @@ class _Compiler:
             schema["uniqueItems"] = True
         inner = item.load
         need = f"expected {desc}, got "
+        dump = _dump_sequence(item.dump)
 
         if kind is list and item.identity:
 
@@ -827,7 +901,7 @@ class _Compiler:
                         raise
                 return v
 
-            return _Node(load_checked, schema, desc, identity=True)
+            return _Node(load_checked, schema, desc, identity=True, dump=dump)
 
         def load_items(v: Any) -> Any:
             if type(v) is not list:
@@ -850,7 +924,7 @@ class _Compiler:
             except TypeError as exc:
                 raise _Invalid(f"cannot build a {desc}: {exc}") from None
 
-        return _Node(load_items, schema, desc)
+        return _Node(load_items, schema, desc, dump=dump)
 
     def _tuple(self, items: list[_Node]) -> _Node:
         count = len(items)
@@ -874,7 +948,16 @@ class _Compiler:
                 raise
             return tuple(out)
 
-        return _Node(load, schema, "tuple")
+        dumps = [item.dump for item in items]
+        dump: Dumper | None = None
+        if any(d is not None for d in dumps):
+
+            def dump(v: Any) -> Any:
+                if type(v) is not tuple and type(v) is not list:
+                    return v
+                return [x if d is None else d(x) for d, x in zip(dumps, v, strict=False)]
+
+        return _Node(load, schema, "tuple", dump=dump)
 
     def _dict(self, key_tp: Any, value: _Node) -> _Node:
         key_load, key_schema = self._dict_key(key_tp)
@@ -884,6 +967,7 @@ class _Compiler:
         if key_schema is not None:
             schema["propertyNames"] = key_schema
         inner = value.load
+        dump = _dump_mapping(value.dump)
 
         if key_load is None and value.identity:
 
@@ -900,7 +984,7 @@ class _Compiler:
                         raise
                 return v
 
-            return _Node(load_checked, schema, "dict", identity=True)
+            return _Node(load_checked, schema, "dict", identity=True, dump=dump)
 
         def load_items(v: Any) -> Any:
             if type(v) is not dict:
@@ -923,7 +1007,7 @@ class _Compiler:
                 raise
             return out
 
-        return _Node(load_items, schema, "dict")
+        return _Node(load_items, schema, "dict", dump=dump)
 
     def _dict_key(self, key_tp: Any) -> tuple[Loader | None, Schema | None]:
         key_tp, _ = _strip_top(key_tp)
@@ -947,35 +1031,15 @@ class _Compiler:
         known, name, definition = self._struct(tp, cls, label)
         if known is not None:
             return known
-        specs: list[tuple[str, Loader | None, bool]] = []
-        desc = f"{label} object"
-
-        def load(v: Any) -> Any:
-            if type(v) is not dict:
-                raise _Invalid(f"expected {desc}, got {_got(v)}")
-            kwargs = {}
-            field = ""
-            try:
-                for field, field_load, required in specs:
-                    if field in v:
-                        kwargs[field] = v[field] if field_load is None else field_load(v[field])
-                    elif required:
-                        raise _Invalid("missing required field")
-            except _Invalid as exc:
-                exc.path.append(field)
-                raise
-            try:
-                return cls(**kwargs)
-            except Exception as exc:
-                raise _Invalid(f"invalid {label}: {exc}") from None
-
-        node = _Node(load, {"$ref": f"#/$defs/{name}"}, desc)
-        self._register(tp, name, node)
+        node, finish = self._struct_node(tp, name, f"{label} object")
         hints = _hints(cls, mapping)
         properties: dict[str, Schema] = {}
         required_names = []
+        loads: list[tuple[str, _Node, bool]] = []
+        dumps: list[tuple[str, Dumper | None]] = []
         for f in dataclasses.fields(cls):
             field_node = self.node(hints.get(f.name, Any))
+            dumps.append((f.name, field_node.dump))
             prop = field_node.schema
             extra: Schema = {}
             if f.default is not dataclasses.MISSING:
@@ -992,9 +1056,9 @@ class _Compiler:
             required = f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
             if required:
                 required_names.append(f.name)
-            specs.append((f.name, field_node.load, required))
+            loads.append((f.name, field_node, required))
         definition.update(_object_schema(label, cls, properties, required_names))
-        self.in_progress.discard(tp)
+        finish(_object_loader(node.desc, loads, cls, label), _dataclass_dumper(cls, dumps))
         return node
 
     def _typeddict(self, tp: Any, cls: type, mapping: dict[Any, Any]) -> _Node:
@@ -1002,40 +1066,24 @@ class _Compiler:
         known, name, definition = self._struct(tp, cls, label)
         if known is not None:
             return known
-        specs: list[tuple[str, Loader | None, bool]] = []
-        desc = f"{label} object"
-
-        def load(v: Any) -> Any:
-            if type(v) is not dict:
-                raise _Invalid(f"expected {desc}, got {_got(v)}")
-            out = {}
-            key = ""
-            try:
-                for key, key_load, required in specs:
-                    if key in v:
-                        out[key] = v[key] if key_load is None else key_load(v[key])
-                    elif required:
-                        raise _Invalid("missing required key")
-            except _Invalid as exc:
-                exc.path.append(key)
-                raise
-            return out
-
-        node = _Node(load, {"$ref": f"#/$defs/{name}"}, desc)
-        self._register(tp, name, node)
+        node, finish = self._struct_node(tp, name, f"{label} object")
         hints = _hints(cls, mapping)
         required_keys: frozenset[str] = getattr(cls, "__required_keys__", frozenset())
         properties: dict[str, Schema] = {}
         required_names = []
+        loads: list[tuple[str, _Node, bool]] = []
+        dumps: list[tuple[str, Dumper]] = []
         for key, hint in hints.items():
             key_node = self.node(hint)
             properties[key] = key_node.schema
             required = key in required_keys
             if required:
                 required_names.append(key)
-            specs.append((key, key_node.load, required))
+            loads.append((key, key_node, required))
+            if key_node.dump is not None:
+                dumps.append((key, key_node.dump))
         definition.update(_object_schema(label, cls, properties, required_names))
-        self.in_progress.discard(tp)
+        finish(_object_loader(node.desc, loads, None, label), _typeddict_dumper(dumps))
         return node
 
     def _pydantic(self, tp: Any) -> _Node:
@@ -1064,7 +1112,11 @@ class _Compiler:
         except Exception as exc:
             warnings.warn(f"no JSON Schema for {_type_name(tp)}: {exc}", stacklevel=4)
             schema = {}
-        return self._foreign(tp, cls, label, load, schema, schema.pop("$defs", {}))
+
+        def dump(v: Any) -> Any:
+            return adapter.dump_python(v, mode="json") if isinstance(v, cls) else v
+
+        return self._foreign(tp, cls, label, load, dump, schema, schema.pop("$defs", {}))
 
     def _msgspec(self, tp: Any) -> _Node:
         known = self.structs.get(tp)
@@ -1081,11 +1133,23 @@ class _Compiler:
                 message, tail = _msgspec_split(str(exc))
                 raise _Invalid(message, tail=tail) from None
 
+        to_builtins = msgspec.to_builtins
+
+        def dump(v: Any) -> Any:
+            return to_builtins(v) if isinstance(v, cls) else v
+
         (schema,), components = msgspec.json.schema_components((tp,), ref_template="#/$defs/{name}")
-        return self._foreign(tp, cls, _generic_label(cls, {}), load, dict(schema), components)
+        return self._foreign(tp, cls, _generic_label(cls, {}), load, dump, dict(schema), components)
 
     def _foreign(
-        self, tp: Any, cls: type, label: str, load: Loader, schema: Schema, defs: dict[str, Schema]
+        self,
+        tp: Any,
+        cls: type,
+        label: str,
+        load: Loader,
+        dump: Dumper,
+        schema: Schema,
+        defs: dict[str, Schema],
     ) -> _Node:
         """A pydantic / msgspec type: its schema and ``$defs`` merged into this document."""
         self._merge_defs(defs, tp)
@@ -1098,7 +1162,7 @@ class _Compiler:
         else:
             name = self._reserve(tp, cls, label)
             self.defs[name] = schema
-        node = _Node(load, {"$ref": f"#/$defs/{name}"}, label)
+        node = _Node(load, {"$ref": f"#/$defs/{name}"}, label, dump=dump)
         self.structs[tp] = (node, name)
         return node
 
@@ -1122,6 +1186,147 @@ def _table_loader(
         raise _Invalid(f"expected {desc}, got {_got(v)}")
 
     return load
+
+
+def _chain(dumps: list[Dumper]) -> Dumper | None:
+    """One dumper trying several (each returns foreign values unchanged)."""
+    if len(dumps) <= 1:
+        return dumps[0] if dumps else None
+
+    def dump(v: Any) -> Any:
+        for d in dumps:
+            out = d(v)
+            if out is not v:
+                return out
+        return v
+
+    return dump
+
+
+_SEQUENCES = (list, tuple, set, frozenset)
+
+
+def _dump_sequence(item: Dumper | None) -> Dumper | None:
+    if item is None:
+        return None
+
+    def dump(v: Any) -> Any:
+        return [item(x) for x in v] if type(v) in _SEQUENCES else v
+
+    return dump
+
+
+def _dump_mapping(value: Dumper | None) -> Dumper | None:
+    if value is None:
+        return None
+
+    def dump(v: Any) -> Any:
+        return {k: value(x) for k, x in v.items()} if type(v) is dict else v
+
+    return dump
+
+
+_MISSING_KEY: Any = object()
+
+
+def _object_loader(desc: str, fields: list[tuple[str, _Node, bool]], cls: type | None, label: str) -> Loader:
+    """A loader compiled for a JSON object with known keys, building ``cls(**fields)`` or a dict.
+
+    Per key: ``x = v.get(key)``, missing required → error, ``x = L(x)`` unless ``x`` is already of
+    the field's exact scalar class; failures get the key appended to their path.
+    """
+    namespace: dict[str, Any] = {
+        "_Invalid": _Invalid,
+        "_got": _got,
+        "M": _MISSING_KEY,
+        "cls": cls,
+        "EXPECTED": f"expected {desc}, got ",
+        "INVALID": f"invalid {label}: ",
+    }
+    body = []
+    for i, (key, node, required) in enumerate(fields):
+        body.append(f"        f = {key!r}")
+        body.append(f"        x = v.get({key!r}, M)")
+        indent = "        "
+        if required:
+            body.append("        if x is M:")
+            body.append("            raise _Invalid('missing required ' + WHAT)")
+        else:
+            body.append("        if x is not M:")
+            indent = "            "
+        if node.load is not None:
+            namespace[f"L{i}"] = node.load
+            if node.exact is not None:
+                namespace[f"E{i}"] = node.exact
+                body.append(f"{indent}if x.__class__ is not E{i}:")
+                body.append(f"{indent}    x = L{i}(x)")
+            else:
+                body.append(f"{indent}x = L{i}(x)")
+        body.append(f"{indent}out[{key!r}] = x")
+    namespace["WHAT"] = "field" if cls is not None else "key"
+    if cls is not None:
+        result = [
+            "    try:",
+            "        return cls(**out)",
+            "    except Exception as exc:",
+            "        raise _Invalid(INVALID + str(exc)) from None",
+        ]
+    else:
+        result = ["    return out"]
+    source = "\n".join(
+        [
+            "def load(v):",
+            "    if v.__class__ is not dict:",
+            "        raise _Invalid(EXPECTED + _got(v))",
+            "    out = {}",
+            "    f = None",
+            "    try:",
+            *(body or ["        pass"]),
+            "    except _Invalid as exc:",
+            "        exc.path.append(f)",
+            "        raise",
+            *result,
+            "",
+        ]
+    )
+    exec(source, namespace)
+    loader: Loader = namespace["load"]
+    return loader
+
+
+def _dataclass_dumper(cls: type, fields: list[tuple[str, Dumper | None]]) -> Dumper:
+    """``{"a": obj.a, "b": D1(obj.b)}`` compiled for ``cls`` (other values are left to ujson's hook)."""
+    namespace: dict[str, Any] = {"cls": cls}
+    items = []
+    for i, (name, dump) in enumerate(fields):
+        access = f"o.{name}" if name.isidentifier() else f"getattr(o, {name!r})"
+        if dump is None:
+            items.append(f"{name!r}: {access}")
+        else:
+            namespace[f"D{i}"] = dump
+            items.append(f"{name!r}: D{i}({access})")
+    source = (
+        f"def dump(o):\n    if o.__class__ is not cls:\n        return o\n    return {{{', '.join(items)}}}\n"
+    )
+    exec(source, namespace)
+    dumper: Dumper = namespace["dump"]
+    return dumper
+
+
+def _typeddict_dumper(keys: list[tuple[str, Dumper]]) -> Dumper | None:
+    if not keys:
+        return None
+
+    def dump(v: Any) -> Any:
+        if type(v) is not dict:
+            return v
+        out = dict(v)
+        for key, d in keys:
+            if key in out:
+                out[key] = d(out[key])
+        return out
+
+    return dump
 
 
 def _load_int_key(k: Any) -> int:
