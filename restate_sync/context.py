@@ -21,12 +21,12 @@ import random as _random
 import time as _time
 import uuid as _uuid
 from collections.abc import Callable, Mapping
-from contextvars import ContextVar
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from greenlet import getcurrent
 
+from ._current import current as _current
 from .errors import TerminalError
 from .futures import DurableCallFuture, DurableFuture, SendHandle, _Leaf, identity, void_to_none, wait_any
 from .protocol.vm import VOID, Failure, RetryPolicy
@@ -53,8 +53,6 @@ __all__ = [
 ]
 
 T = TypeVar("T")
-
-_current: ContextVar[Context | None] = ContextVar("restate_sync_context", default=None)
 
 
 def _seconds(value: float | timedelta, what: str) -> float:
@@ -149,7 +147,7 @@ class Context:
         self._attempt = attempt
         self._closed = False
         invocation = attempt.input
-        self._random = _random.Random(invocation.random_seed)
+        self._random: _random.Random | None = None
         self._request = Request(
             invocation.invocation_id,
             dict(invocation.headers),
@@ -162,7 +160,7 @@ class Context:
 
     def _attempt_for_call(self) -> Attempt:
         attempt = self._attempt
-        if getcurrent() is not attempt.greenlet:
+        if getcurrent() is not attempt.greenlet or attempt.in_run:
             raise RuntimeError(
                 "Restate context used outside its handler greenlet (for example inside a run block, "
                 "or from a greenlet/thread the handler spawned); side effects must not call the context"
@@ -191,11 +189,13 @@ class Context:
 
     def random(self) -> _random.Random:
         """A deterministic PRNG seeded by the invocation; the same sequence on every replay."""
+        if self._random is None:
+            self._random = _random.Random(self._attempt.input.random_seed)
         return self._random
 
     def uuid(self) -> _uuid.UUID:
         """A deterministic UUID v4 (stable across replays)."""
-        return _uuid.UUID(int=self._random.getrandbits(128), version=4)
+        return _uuid.UUID(int=self.random().getrandbits(128), version=4)
 
     def time(self) -> float:
         """The current wall-clock time (epoch seconds), recorded durably on first execution."""
@@ -607,7 +607,7 @@ def _current_of(cls: type[C], accessor: str) -> C:
             f"restate.{accessor}() is for {_KIND_NAMES[cls]}, but the current handler is "
             f"{_KIND_NAMES.get(type(ctx), type(ctx).__name__)}"
         )
-    return ctx  # type: ignore[return-value]
+    return ctx
 
 
 def current_context() -> Context:

@@ -14,7 +14,8 @@
 4. ``None`` / ``type(None)`` → :class:`EmptySerde` (no input / empty output, see :func:`is_empty_type`);
 5. ``bytes`` → :class:`RawBytesSerde` (``application/octet-stream``);
 6. a class with a ``json_schema()`` classmethod → plain JSON, publishing that schema;
-7. anything else → plain JSON without a schema.
+7. anything else → plain JSON without a schema (such classes are listed in the serde's ``opaque``,
+   so callers can refuse them where a typed value is promised, e.g. a handler's input).
 
 Every serde built here has ``content_type`` and ``json_schema() -> dict | None``. Decode failures
 raise :class:`~restate_sync.serde.SerdeError` naming the offending field path, e.g.
@@ -99,6 +100,8 @@ class TypedJsonSerde(JsonSerde[Any]):
         self._load = load
         self._dump = dump
         self._schema = schema
+        # plain classes found in ``tp`` that JSON can't be decoded into (passed through as JSON data)
+        self.opaque: tuple[type, ...] = ()
 
     def serialize(self, obj: Any) -> bytes:
         try:
@@ -276,7 +279,9 @@ def serde_for(tp: Any) -> Serde[Any]:
             raise TypeError(f"{tp.__name__} looks like a serde class; pass an instance: {tp.__name__}()")
     compiler = _Compiler()
     node = compiler.node(tp)
-    return TypedJsonSerde(tp, node.load, compiler.document(tp, node), node.dump)
+    serde = TypedJsonSerde(tp, node.load, compiler.document(tp, node), node.dump)
+    serde.opaque = tuple(dict.fromkeys(compiler.opaque))
+    return serde
 
 
 def schema_for(tp: Any) -> Schema | None:
@@ -627,6 +632,7 @@ class _Compiler:
         self.structs: dict[Any, tuple[_Node, str]] = {}
         self.in_progress: set[Any] = set()
         self.recursive: set[Any] = set()
+        self.opaque: list[type] = []  # unknown classes, decoded as plain JSON data
 
     # -- the document -----------------------------------------------------------------------
 
@@ -760,6 +766,7 @@ class _Compiler:
                     f"{_type_name(tp)}.json_schema() must return a dict, not {type(schema).__name__}"
                 )
             return _Node(None, schema, tp.__name__)
+        self.opaque.append(tp)
         return _Node(None, {}, tp.__name__)  # unknown class: plain JSON, no schema
 
     def _generic(self, tp: Any, origin: Any, args: tuple[Any, ...]) -> _Node:

@@ -22,6 +22,7 @@ from gevent.hub import Waiter
 from gevent.threadpool import ThreadPool
 from greenlet import getcurrent
 
+from .._current import current as _current_context
 from ..errors import DisconnectedError, InvocationFailedError, SuspendedError, TerminalError
 from ..protocol.vm import VM, Failure, FutureTree, Progress, RetryPolicy
 
@@ -136,6 +137,7 @@ class Attempt:
         self.greenlet: Any = None
         self._context_factory = context_factory
         self._disconnected = False
+        self.in_run = False
         self.finished = Event()
         self._runs: dict[int, Any] = {}
         self._run_specs: dict[
@@ -188,7 +190,12 @@ class Attempt:
             if progress is Progress.EXECUTE_RUN:
                 handle = vm.run_to_execute
                 assert handle is not None
-                self._start_run(handle)
+                if future == handle and not self._run_specs[handle][2]:
+                    # awaiting exactly this run (run_sync): nothing else can happen meanwhile,
+                    # so run it right here instead of on a child greenlet
+                    self._propose(self._execute_inline(handle))
+                else:
+                    self._start_run(handle)
                 continue
             self.flush()
             self._pump()
@@ -205,6 +212,20 @@ class Attempt:
     ) -> None:
         """Remember how to execute a run the VM may ask for later."""
         self._run_specs[handle] = (fn, retry_policy, background, serialize)
+
+    def _execute_inline(self, handle: int) -> RunOutcome:
+        fn, _policy, _background, serialize = self._run_specs[handle]
+        token = _current_context.set(None)  # the block must not see the handler's context
+        self.in_run = True
+        started = _now_ms()
+        try:
+            payload = serialize(fn())
+        except Exception as exc:
+            return RunOutcome(handle, None, exc, _now_ms() - started)
+        finally:
+            self.in_run = False
+            _current_context.reset(token)
+        return RunOutcome(handle, payload, None, _now_ms() - started)
 
     def _start_run(self, handle: int) -> None:
         fn, _policy, background, serialize = self._run_specs[handle]
