@@ -212,6 +212,13 @@ def _failure_from_pb(failure: Any) -> Failure:
     return Failure(failure.code, failure.message, tuple((md.key, md.value) for md in failure.metadata))
 
 
+def _add_call_options(message: Any, headers: Sequence[tuple[str, str]], idempotency_key: str | None) -> None:
+    for header_key, header_value in headers:
+        message.headers.add(key=header_key, value=header_value)
+    if idempotency_key is not None:
+        message.idempotency_key = idempotency_key
+
+
 def _decode_notification(template: Any) -> tuple[Handle, Result]:
     id_kind = template.WhichOneof("id")
     if id_kind == "completion_id":
@@ -758,10 +765,7 @@ class VM:
             result_completion_id=cid,
             name=name,
         )
-        for header_key, header_value in headers:
-            message.headers.add(key=header_key, value=header_value)
-        if idempotency_key is not None:
-            message.idempotency_key = idempotency_key
+        _add_call_options(message, headers, idempotency_key)
         self._command(m.CALL, message)
         self._calls.append(_Call(invocation_id_handle))
         return invocation_id_handle, cid
@@ -791,10 +795,7 @@ class VM:
             invocation_id_notification_idx=invocation_id_handle,
             name=name,
         )
-        for header_key, header_value in headers:
-            message.headers.add(key=header_key, value=header_value)
-        if idempotency_key is not None:
-            message.idempotency_key = idempotency_key
+        _add_call_options(message, headers, idempotency_key)
 
         def same(mine: Any, theirs: Any) -> bool:
             theirs_copy = type(theirs)()
