@@ -306,6 +306,24 @@ class Runs(restate.Service):
         return ctx.run_sync("io", lambda: gevent.sleep(0.01) or "yielded")
 
 
+FINISHED: dict[str, bool] = {}
+
+
+class Watcher(restate.Service):
+    """A helper greenlet waits on the attempt-finished event while the handler works."""
+
+    @restate.handler
+    def watch(ctx: restate.Context, key: str) -> bool:
+        event = ctx.request.attempt_finished_event
+
+        def watcher() -> None:
+            FINISHED[key] = event.wait(timeout=30)
+
+        gevent.spawn(watcher)
+        ctx.run_sync("work", lambda: None)
+        return event.is_set()
+
+
 class Introspect(restate.VirtualObject):
     @restate.handler
     def info(ctx: restate.ObjectContext, body: str) -> dict[str, Any]:
@@ -399,6 +417,7 @@ ALL = (
     Combos,
     Runs,
     Introspect,
+    Watcher,
     UserSignup,
     NonDeterministic,
     Env,

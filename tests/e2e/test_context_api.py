@@ -240,6 +240,11 @@ def test_request_key_and_deterministic_random(env, key):
     assert info["time_is_recent"] is True
 
 
+def test_attempt_finished_event_wakes_waiters_when_the_attempt_ends(env, key):
+    assert env.ingress.call("Watcher", "watch", key) is False
+    assert wait_until(lambda: api_services.FINISHED.get(key), what="the watcher to see the event") is True
+
+
 def test_accessors(env, key):
     result = env.ingress.call("Introspect", "accessors", key=key)
     assert result["key"] == key and result["same"] == "True"
