@@ -11,7 +11,6 @@ from collections import Counter
 
 import restate_sync as restate
 
-
 _calls: Counter[str] = Counter()
 
 

@@ -23,8 +23,9 @@ from .context import (
 from .endpoint import Endpoint, endpoint
 from .errors import TerminalError, TimeoutError
 from .futures import DurableCallFuture, DurableFuture, SendHandle, all, all_settled, any, race
-from .serde import BytesSerde, JsonSerde, Serde
+from .serde import BytesSerde, JsonSerde, Serde, SerdeError
 from .service import InvocationRetryPolicy, Service, VirtualObject, Workflow, handler, main, shared
+from .typed import schema_for, serde_for
 
 __all__ = [
     "AttemptFinishedEvent",
@@ -41,6 +42,7 @@ __all__ = [
     "RunRetryPolicy",
     "SendHandle",
     "Serde",
+    "SerdeError",
     "Service",
     "TerminalError",
     "TimeoutError",
@@ -61,5 +63,7 @@ __all__ = [
     "handler",
     "main",
     "race",
+    "schema_for",
+    "serde_for",
     "shared",
 ]

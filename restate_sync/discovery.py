@@ -1,4 +1,11 @@
-"""The discovery manifest (``GET /discover``), versions v2–v4 negotiated per request."""
+"""The discovery manifest (``GET /discover``), versions v2–v4 negotiated per request.
+
+Only fields that are set are written (restate-server rejects unknown keys and treats absent ones
+as "use the default"). Each option field needs the manifest version that introduced it
+(PROTOCOL.md §6.1); when the negotiated version is too old for a declared option,
+:func:`build_manifest` raises :class:`ManifestError` naming the option, and the endpoint answers
+500 with that message instead of silently dropping it.
+"""
 
 from __future__ import annotations
 
@@ -13,8 +20,9 @@ __all__ = ["MANIFEST_CONTENT_TYPE", "ManifestError", "build_manifest", "negotiat
 MANIFEST_CONTENT_TYPE = "application/vnd.restate.endpointmanifest.v{}+json"
 SUPPORTED_MANIFEST_VERSIONS = (4, 3, 2)
 _MANIFEST_PREFIX = "application/vnd.restate.endpointmanifest.v"
+_JSON = "application/json"
 
-# the manifest version that introduced each option field
+# the manifest version that introduced each option field, and the Python option that sets it
 _FIELD_VERSIONS = {
     "documentation": 2,
     "metadata": 2,
@@ -31,6 +39,23 @@ _FIELD_VERSIONS = {
     "retryPolicyExponentiationFactor": 4,
     "retryPolicyOnMaxAttempts": 4,
 }
+_OPTION_NAMES = {
+    "documentation": "description",
+    "metadata": "metadata",
+    "inactivityTimeout": "inactivity_timeout",
+    "abortTimeout": "abort_timeout",
+    "journalRetention": "journal_retention",
+    "idempotencyRetention": "idempotency_retention",
+    "enableLazyState": "enable_lazy_state",
+    "ingressPrivate": "ingress_private",
+    "workflowCompletionRetention": "workflow_completion_retention",
+    "retryPolicyInitialInterval": "invocation_retry_policy.initial_interval",
+    "retryPolicyMaxInterval": "invocation_retry_policy.max_interval",
+    "retryPolicyMaxAttempts": "invocation_retry_policy.max_attempts",
+    "retryPolicyExponentiationFactor": "invocation_retry_policy.exponentiation_factor",
+    "retryPolicyOnMaxAttempts": "invocation_retry_policy.on_max_attempts",
+}
+_RESTATE_VERSION_FOR = {4: " (restate-server >= 1.5)"}
 
 
 class ManifestError(Exception):
@@ -58,7 +83,7 @@ def _option_fields(options: Options) -> dict[str, Any]:
     out: dict[str, Any] = {}
     if options.description is not None:
         out["documentation"] = options.description
-    if options.metadata:
+    if options.metadata is not None:
         out["metadata"] = dict(options.metadata)
     for name, key in (
         ("inactivity_timeout", "inactivityTimeout"),
@@ -93,37 +118,10 @@ def _check_version(fields: dict[str, Any], version: int, where: str) -> None:
         needed = _FIELD_VERSIONS.get(key)
         if needed is not None and needed > version:
             raise ManifestError(
-                f"{where}: option {key!r} needs discovery manifest v{needed}, but the runtime negotiated "
-                f"v{version}; upgrade restate-server or remove the option"
+                f"{where}: option {_OPTION_NAMES[key]} (manifest field {key!r}) needs discovery manifest "
+                f"v{needed}{_RESTATE_VERSION_FOR.get(needed, '')}, but the runtime "
+                f"negotiated v{version}; upgrade restate-server or remove the option"
             )
-
-
-def _handler_manifest(service: ServiceDefinition, handler: HandlerDefinition, version: int) -> dict[str, Any]:
-    entry: dict[str, Any] = {"name": handler.name}
-    if handler.kind is not None:
-        entry["ty"] = handler.kind.value
-    if handler.takes_input:
-        content_type = handler.accept or getattr(handler.input_serde, "content_type", "application/json")
-        entry["input"] = {"required": False, "contentType": content_type}
-        schema = _schema(handler.input_serde)
-        if schema is not None:
-            entry["input"]["jsonSchema"] = schema
-    else:
-        entry["input"] = {}
-    output_type = handler.content_type or getattr(handler.output_serde, "content_type", "application/json")
-    entry["output"] = {"setContentTypeIfEmpty": False, "contentType": output_type}
-    schema = _schema(handler.output_serde)
-    if schema is not None:
-        entry["output"]["jsonSchema"] = schema
-    fields = _option_fields(handler.options)
-    retention = duration_ms(handler.workflow_completion_retention, "workflow_completion_retention")
-    if retention is not None:
-        if handler.kind is not HandlerKind.WORKFLOW:
-            raise ManifestError(f"{service.name}/{handler.name}: workflow_completion_retention needs @main")
-        fields["workflowCompletionRetention"] = retention
-    _check_version(fields, version, f"{service.name}/{handler.name}")
-    entry.update(fields)
-    return entry
 
 
 def _schema(serde: Any) -> Any:
@@ -131,10 +129,58 @@ def _schema(serde: Any) -> Any:
     return schema_of() if callable(schema_of) else None
 
 
+def _input(handler: HandlerDefinition) -> dict[str, Any]:
+    if not handler.has_input:
+        return {}  # no body accepted
+    content_type = handler.accept or getattr(handler.input_serde, "content_type", None) or _JSON
+    entry: dict[str, Any] = {"required": handler.input_required, "contentType": content_type}
+    schema = _schema(handler.input_serde)
+    if schema is not None:
+        entry["jsonSchema"] = schema
+    return entry
+
+
+def _output(handler: HandlerDefinition) -> dict[str, Any]:
+    entry: dict[str, Any] = {"setContentTypeIfEmpty": False}
+    if not handler.has_output:
+        if handler.content_type is not None:
+            entry["contentType"] = handler.content_type
+        return entry  # void: the response has no body and no content type
+    entry["contentType"] = (
+        handler.content_type or getattr(handler.output_serde, "content_type", None) or _JSON
+    )
+    schema = _schema(handler.output_serde)
+    if schema is not None:
+        entry["jsonSchema"] = schema
+    return entry
+
+
+def _handler_manifest(service: ServiceDefinition, handler: HandlerDefinition, version: int) -> dict[str, Any]:
+    where = f"{service.name}/{handler.name}"
+    entry: dict[str, Any] = {"name": handler.name}
+    if handler.kind is not None:
+        entry["ty"] = handler.kind.value
+    entry["input"] = _input(handler)
+    entry["output"] = _output(handler)
+    fields = _option_fields(handler.options)
+    if "idempotencyRetention" in fields and handler.kind is HandlerKind.WORKFLOW:
+        raise ManifestError(f"{where}: idempotency_retention is not allowed on a workflow's main handler")
+    retention = duration_ms(handler.workflow_completion_retention, "workflow_completion_retention")
+    if retention is not None:
+        if handler.kind is not HandlerKind.WORKFLOW:
+            raise ManifestError(f"{where}: workflow_completion_retention is only allowed on @restate.main")
+        fields["workflowCompletionRetention"] = retention
+    _check_version(fields, version, where)
+    entry.update(fields)
+    return entry
+
+
 def build_manifest(
     services: Iterable[ServiceDefinition], version: int, protocol_mode: str = "BIDI_STREAM"
 ) -> dict[str, Any]:
     """The manifest document for ``services`` in manifest ``version`` (2–4)."""
+    if version not in SUPPORTED_MANIFEST_VERSIONS:
+        raise ManifestError(f"unsupported discovery manifest version v{version}")
     described = []
     for service in services:
         entry: dict[str, Any] = {
@@ -143,6 +189,13 @@ def build_manifest(
             "handlers": [_handler_manifest(service, h, version) for h in service.handlers.values()],
         }
         fields = _option_fields(service.options)
+        if service.options.ingress_private is True:
+            for handler in service.handlers.values():
+                if handler.options.ingress_private is False:
+                    raise ManifestError(
+                        f"{service.name}/{handler.name}: the service is ingress_private, so the handler "
+                        "cannot be ingress_private=False"
+                    )
         _check_version(fields, version, service.name)
         entry.update(fields)
         described.append(entry)

@@ -17,6 +17,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Protocol
 
 import gevent
+from gevent import GreenletExit
 from gevent.event import Event
 from gevent.hub import Waiter
 from gevent.threadpool import ThreadPool
@@ -65,14 +66,18 @@ class RunOutcome:
 class Inbox:
     """Single-consumer queue the handler greenlet blocks on; any greenlet may put."""
 
-    __slots__ = ("_items", "_waiter")
+    __slots__ = ("_items", "_waiter", "on_disconnect")
 
     def __init__(self) -> None:
         self._items: deque[Any] = deque()
         self._waiter: Waiter | None = None
+        #: called (on the hub) when DISCONNECTED is put, for consumers busy elsewhere
+        self.on_disconnect: Callable[[], None] | None = None
 
     def put(self, item: Any) -> None:
         self._items.append(item)
+        if item is DISCONNECTED and self.on_disconnect is not None:
+            gevent.get_hub().loop.run_callback(self.on_disconnect)
         waiter = self._waiter
         if waiter is not None:
             self._waiter = None
@@ -217,15 +222,30 @@ class Attempt:
         fn, _policy, _background, serialize = self._run_specs[handle]
         token = _current_context.set(None)  # the block must not see the handler's context
         self.in_run = True
+        self.inbox.on_disconnect = self._interrupt_inline_run
         started = _now_ms()
         try:
             payload = serialize(fn())
         except Exception as exc:
             return RunOutcome(handle, None, exc, _now_ms() - started)
+        except GreenletExit:
+            if self._disconnected:  # interrupted by _interrupt_inline_run
+                raise DisconnectedError() from None
+            raise
         finally:
             self.in_run = False
+            self.inbox.on_disconnect = None
             _current_context.reset(token)
         return RunOutcome(handle, payload, None, _now_ms() - started)
+
+    def _interrupt_inline_run(self) -> None:
+        """The runtime went away while a run block executes inline: abandon the block.
+
+        The block sees ``GreenletExit``, as a run on its own greenlet does when it is killed.
+        """
+        if self.in_run and not self.greenlet.dead:
+            self._disconnected = True
+            self.greenlet.throw(GreenletExit())
 
     def _start_run(self, handle: int) -> None:
         fn, _policy, background, serialize = self._run_specs[handle]
