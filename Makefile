@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 # extra pytest arguments, e.g. `make test PYTEST_ARGS="-k counter"`
 PYTEST_ARGS ?=
 
-.PHONY: setup server demo test test-unit test-e2e lint clean
+.PHONY: setup server demo test test-unit conformance lint clean
 
 setup: $(VENV)/.installed server
 
@@ -26,18 +26,25 @@ demo: setup
 	$(VENV)/bin/restate-sync dev examples/greeter.py:endpoint examples/counter.py:endpoint \
 		--invoke Greeter/greet --data '"World"'
 
-# The whole suite: unit tests and end-to-end tests against a real restate-server, then the
-# end-to-end tests again with every blocking await suspending and replaying (--always-suspend).
+# The whole suite: unit tests and end-to-end tests against a real restate-server, the
+# end-to-end tests again with every blocking await suspending and replaying (--always-suspend),
+# then Restate's SDK conformance scenarios in every configuration a single node can run.
 test: setup lint
 	$(PY) -m pytest $(PYTEST_ARGS)
 	$(PY) -m pytest tests/e2e --always-suspend $(PYTEST_ARGS)
+	$(PY) -m pytest tests/conformance --conformance-suite=all $(PYTEST_ARGS)
+
+# Only the conformance scenarios; CONFORMANCE_SUITE=default|alwaysSuspending|lazyState|... or all
+CONFORMANCE_SUITE ?= all
+conformance: setup
+	$(PY) -m pytest tests/conformance --conformance-suite=$(CONFORMANCE_SUITE) $(PYTEST_ARGS)
 
 test-unit: setup
 	$(PY) -m pytest tests/unit $(PYTEST_ARGS)
 
 lint: $(VENV)/.installed
-	$(VENV)/bin/ruff check restate_sync tests examples scripts
-	$(VENV)/bin/ruff format --check restate_sync tests examples scripts
+	$(VENV)/bin/ruff check restate_sync tests examples scripts test-services benchmarks
+	$(VENV)/bin/ruff format --check restate_sync tests examples scripts test-services benchmarks
 	$(VENV)/bin/mypy
 	$(PY) scripts/gen_protocol.py --check
 
