@@ -294,7 +294,7 @@ class H2Connection:
             if out:
                 self._out = []
                 try:
-                    sock.sendall(out[0] if len(out) == 1 else b"".join(out))
+                    _send_all(sock, out[0] if len(out) == 1 else b"".join(out))
                 except OSError as exc:
                     if not self._closed:
                         logger.info("connection to %s lost while writing: %s", _peer(sock), exc)
@@ -794,6 +794,15 @@ class H2Connection:
         finally:
             # the stream stays known until the request half ends too (its DATA is dropped)
             stream.done = True
+
+
+def _send_all(sock: socket.socket, data: bytes) -> None:
+    """``sendall`` without gevent's per-call ``getsockopt``: plain sends, looping on partial writes."""
+    sent = sock.send(data)
+    if sent < len(data):
+        view = memoryview(data)
+        while sent < len(data):
+            sent += sock.send(view[sent:])
 
 
 def _peer(sock: socket.socket) -> str:

@@ -66,22 +66,23 @@ class RunOutcome:
 class Inbox:
     """Single-consumer queue the handler greenlet blocks on; any greenlet may put."""
 
-    __slots__ = ("_items", "_waiter", "on_disconnect")
+    __slots__ = ("_hub", "_items", "_waiter", "on_disconnect")
 
     def __init__(self) -> None:
         self._items: deque[Any] = deque()
         self._waiter: Waiter | None = None
+        self._hub = gevent.get_hub()
         #: called (on the hub) when DISCONNECTED is put, for consumers busy elsewhere
         self.on_disconnect: Callable[[], None] | None = None
 
     def put(self, item: Any) -> None:
         self._items.append(item)
         if item is DISCONNECTED and self.on_disconnect is not None:
-            gevent.get_hub().loop.run_callback(self.on_disconnect)
+            self._hub.loop.run_callback(self.on_disconnect)
         waiter = self._waiter
         if waiter is not None:
             self._waiter = None
-            hub = gevent.get_hub()
+            hub = self._hub
             if getcurrent() is hub:
                 waiter.switch(None)
             else:
@@ -96,7 +97,7 @@ class Inbox:
         if timeout is None:
             waiter.get()
         else:
-            timer = gevent.get_hub().loop.timer(timeout)
+            timer = self._hub.loop.timer(timeout)
             timer.start(waiter.switch, None)
             try:
                 waiter.get()
@@ -382,17 +383,15 @@ class Attempt:
             return
         self.flush()
         if not self.vm.input_closed:
-            try:
-                with gevent.Timeout(END_OF_INPUT_GRACE, False):
-                    while not self.vm.input_closed:
-                        item = self.inbox.get()
-                        if item is EOF:
-                            break
-                        if item is DISCONNECTED:
-                            self._disconnected = True
-                            return
-            except DisconnectedError:  # pragma: no cover - not raised here
-                return
+            deadline = time.monotonic() + END_OF_INPUT_GRACE
+            while True:
+                remaining = deadline - time.monotonic()
+                item = self.inbox.get(timeout=remaining) if remaining > 0 else None
+                if item is None or item is EOF:
+                    break
+                if item is DISCONNECTED:
+                    self._disconnected = True
+                    return
         self.sink.close()
 
 
