@@ -630,6 +630,10 @@ def render(results: dict[str, Any]) -> str:
         for note in results["notes"]:
             w(f"- {note}")
         w("")
+    log = bl.BENCH_DIR / "OPTIMIZATION_LOG.md"
+    if log.exists():  # the hand-kept record of what was changed and what it bought
+        w(log.read_text().rstrip())
+        w("")
     return "\n".join(lines) + "\n"
 
 

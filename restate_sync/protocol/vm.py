@@ -881,15 +881,6 @@ class VM:
         )
         return cid
 
-    def sys_get_invocation_output(self, invocation_id: str) -> int:
-        self._check_open()
-        cid = self._completion_id()
-        self._command(
-            m.GET_INVOCATION_OUTPUT,
-            pb.GetInvocationOutputCommandMessage(invocation_id=invocation_id, result_completion_id=cid),
-        )
-        return cid
-
     # ------------------------------------------------------------------ awaiting
 
     def is_completed(self, handle: Handle) -> bool:
