@@ -277,6 +277,9 @@ def test_request_sent_while_a_response_streams_is_served_next(endpoint_thread):
         assert head.startswith(b"HTTP/1.1 200 OK")
         # the peer watcher reads this while the invocation is still running
         sock.sendall(b"GET /health HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n")
+        # Give the watcher a moment to read the pipelined request while the run still blocks.
+        # Not synchronisation: the assertions below hold whichever way the race goes; the pause
+        # only makes the interesting interleaving (read during the invocation) the likely one.
         time.sleep(0.2)
         GATE.set()
         while chunk := sock.recv(65536):

@@ -8,8 +8,7 @@ import os
 import socket
 import stat
 import threading
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -25,19 +24,9 @@ from restate_sync.restate_server import (
     find_server_binary,
 )
 
+from ..waiting import wait_until
+
 pytestmark = pytest.mark.e2e
-
-
-def wait_for(condition: Callable[[], Any], timeout: float = 10.0, what: str = "condition") -> Any:
-    """Poll ``condition`` until it returns something truthy; fail after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        result = condition()
-        if result:
-            return result
-        if time.monotonic() >= deadline:
-            pytest.fail(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(0.02)
 
 
 def http_status(url: str, path: str) -> int | None:
@@ -323,7 +312,7 @@ def test_register_send_with_delay_cancel_and_kill(
             row["id"]: row["status"] for row in admin.query("SELECT id, status, target FROM sys_invocation")
         }
 
-    assert wait_for(
+    assert wait_until(
         lambda: (
             statuses().get(first["invocationId"]) == "scheduled"
             and statuses().get(second["invocationId"]) == "scheduled"
@@ -339,7 +328,7 @@ def test_register_send_with_delay_cancel_and_kill(
 
     admin.cancel_invocation(first["invocationId"])
     admin.kill_invocation(second["invocationId"])
-    wait_for(lambda: not statuses(), what="cancelled and killed invocations to disappear")
+    wait_until(lambda: not statuses(), what="cancelled and killed invocations to disappear")
 
     with pytest.raises(AdminError) as info2:
         admin.cancel_invocation(first["invocationId"])
