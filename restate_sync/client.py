@@ -70,7 +70,7 @@ class AdminError(RestateHTTPError):
     """A non-2xx answer from the admin API (``{"message": ..., "restate_code": ...}`` bodies)."""
 
 
-class _HTTP:
+class HTTPTransport:
     """Blocking request/response over a fresh ``http.client`` connection per request."""
 
     def __init__(self, base_url: str, timeout: float) -> None:
@@ -92,6 +92,19 @@ class _HTTP:
         headers: Mapping[str, str] | None = None,
         timeout: float | None = None,
     ) -> tuple[int, bytes]:
+        """Send one request; return the status and the body."""
+        status, _headers, data = self.exchange(method, path, body, headers, timeout)
+        return status, data
+
+    def exchange(
+        self,
+        method: str,
+        path: str,
+        body: bytes | None = None,
+        headers: Mapping[str, str] | None = None,
+        timeout: float | None = None,
+    ) -> tuple[int, dict[str, str], bytes]:
+        """Send one request; return the status, the lower-cased response headers and the body."""
         conn: http.client.HTTPConnection
         t = self.timeout if timeout is None else timeout
         if self._https:
@@ -101,7 +114,8 @@ class _HTTP:
         try:
             conn.request(method, self._prefix + path, body=body, headers=dict(headers or {}))
             response = conn.getresponse()
-            return response.status, response.read()
+            data = response.read()
+            return response.status, {k.lower(): v for k, v in response.getheaders()}, data
         finally:
             conn.close()
 
@@ -113,8 +127,17 @@ class _HTTP:
         return status == 200
 
 
-def _segment(value: str) -> str:
+def quote_segment(value: str) -> str:
+    """One URL path segment, every reserved character escaped."""
     return quote(value, safe="")
+
+
+def target_path(service: str, handler: str, key: str | None = None) -> str:
+    """Ingress path of a handler: ``/S/h``, or ``/O/{key}/h`` for objects and workflows (key URL-encoded)."""
+    path = "/" + quote_segment(service)
+    if key is not None:
+        path += "/" + quote_segment(key)
+    return path + "/" + quote_segment(handler)
 
 
 def _delay_ms(delay: float | timedelta) -> int:
@@ -133,7 +156,7 @@ class IngressClient:
 
     def __init__(self, base_url: str, timeout: float = 30) -> None:
         """``base_url`` like ``http://127.0.0.1:8080``; ``timeout`` (seconds) applies per socket operation."""
-        self._http = _HTTP(base_url, timeout)
+        self._http = HTTPTransport(base_url, timeout)
 
     @property
     def base_url(self) -> str:
@@ -154,10 +177,7 @@ class IngressClient:
 
     @staticmethod
     def _target(service: str, handler: str, key: str | None) -> str:
-        path = "/" + _segment(service)
-        if key is not None:
-            path += "/" + _segment(key)
-        return path + "/" + _segment(handler)
+        return target_path(service, handler, key)
 
     @staticmethod
     def _encode(
@@ -230,25 +250,27 @@ class IngressClient:
     def resolve_awakeable(self, awakeable_id: str, payload: Any = None, *, raw: bool = False) -> None:
         """Complete awakeable ``awakeable_id`` successfully with ``payload`` (JSON, or bytes if raw)."""
         body, hdrs = self._encode(payload, raw, None, None)
-        self._request("POST", f"/restate/awakeables/{_segment(awakeable_id)}/resolve", body, hdrs)
+        self._request("POST", f"/restate/awakeables/{quote_segment(awakeable_id)}/resolve", body, hdrs)
 
     def reject_awakeable(self, awakeable_id: str, message: str) -> None:
         """Fail awakeable ``awakeable_id``; the awaiting handler sees a terminal error with ``message``."""
         self._request(
             "POST",
-            f"/restate/awakeables/{_segment(awakeable_id)}/reject",
+            f"/restate/awakeables/{quote_segment(awakeable_id)}/reject",
             message.encode(),
             {"content-type": "text/plain; charset=utf-8"},
         )
 
     def attach(self, invocation_id: str, *, raw: bool = False, timeout: float | None = None) -> Any:
         """Wait for invocation ``invocation_id`` to finish and return its result (``GET .../attach``)."""
-        data = self._request("GET", f"/restate/invocation/{_segment(invocation_id)}/attach", timeout=timeout)
+        data = self._request(
+            "GET", f"/restate/invocation/{quote_segment(invocation_id)}/attach", timeout=timeout
+        )
         return data if raw else _decode_json(data)
 
     def output(self, invocation_id: str, *, raw: bool = False) -> Any:
         """The result of a finished invocation (``GET .../output``); HTTP 470 if not finished yet."""
-        data = self._request("GET", f"/restate/invocation/{_segment(invocation_id)}/output")
+        data = self._request("GET", f"/restate/invocation/{quote_segment(invocation_id)}/output")
         return data if raw else _decode_json(data)
 
     def health(self) -> bool:
@@ -261,7 +283,7 @@ class AdminClient:
 
     def __init__(self, base_url: str, timeout: float = 30) -> None:
         """``base_url`` like ``http://127.0.0.1:9070``; ``timeout`` (seconds) applies per socket operation."""
-        self._http = _HTTP(base_url, timeout)
+        self._http = HTTPTransport(base_url, timeout)
 
     @property
     def base_url(self) -> str:
@@ -303,7 +325,7 @@ class AdminClient:
 
     def service(self, name: str) -> dict[str, Any]:
         """One service's metadata (``GET /services/{name}``); AdminError 404 if unknown."""
-        result = self._request("GET", f"/services/{_segment(name)}")
+        result = self._request("GET", f"/services/{quote_segment(name)}")
         assert isinstance(result, dict), result
         return result
 
@@ -313,15 +335,15 @@ class AdminClient:
 
     def cancel_invocation(self, invocation_id: str) -> None:
         """Gracefully cancel an invocation (``PATCH /invocations/{id}/cancel``)."""
-        self._request("PATCH", f"/invocations/{_segment(invocation_id)}/cancel")
+        self._request("PATCH", f"/invocations/{quote_segment(invocation_id)}/cancel")
 
     def kill_invocation(self, invocation_id: str) -> None:
         """Forcefully stop an invocation, without running compensations (``PATCH /invocations/{id}/kill``)."""
-        self._request("PATCH", f"/invocations/{_segment(invocation_id)}/kill")
+        self._request("PATCH", f"/invocations/{quote_segment(invocation_id)}/kill")
 
     def purge_invocation(self, invocation_id: str) -> None:
         """Remove a completed invocation's retained result/journal (``PATCH /invocations/{id}/purge``)."""
-        self._request("PATCH", f"/invocations/{_segment(invocation_id)}/purge")
+        self._request("PATCH", f"/invocations/{quote_segment(invocation_id)}/purge")
 
     def health(self) -> bool:
         """Whether ``GET /health`` answers 200 (False on connection errors too)."""

@@ -42,9 +42,8 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
-from urllib.parse import quote, urlsplit
 
-from restate_sync.client import AdminClient, AdminError
+from restate_sync.client import AdminClient, AdminError, HTTPTransport, quote_segment, target_path
 from restate_sync.restate_server import RestateServer
 
 from ..waiting import wait_until
@@ -441,27 +440,12 @@ class Output:
     value: Any = None
 
 
-def _seg(value: str) -> str:
-    return quote(value, safe="")
-
-
-def target_path(service: str, handler: str, key: str | None = None) -> str:
-    """``/S/h`` for services, ``/O/{urlencode(key)}/h`` for virtual objects and workflows."""
-    if key is None:
-        return f"/{_seg(service)}/{_seg(handler)}"
-    return f"/{_seg(service)}/{_seg(key)}/{_seg(handler)}"
-
-
 class Ingress:
     """The Kotlin ingress client's HTTP mapping. Every request uses a fresh connection."""
 
     def __init__(self, base_url: str, timeout: float = 60.0) -> None:
-        parts = urlsplit(base_url)
-        assert parts.hostname and parts.port, base_url
-        self.base_url = base_url.rstrip("/")
-        self._host = parts.hostname
-        self._port = parts.port
-        self.timeout = timeout
+        self._http = HTTPTransport(base_url, timeout)
+        self.base_url = self._http.base_url
 
     # ---- raw -------------------------------------------------------------------------------
 
@@ -473,16 +457,7 @@ class Ingress:
         headers: Mapping[str, str] | None = None,
         timeout: float | None = None,
     ) -> Response:
-        conn = http.client.HTTPConnection(
-            self._host, self._port, timeout=self.timeout if timeout is None else timeout
-        )
-        try:
-            conn.request(method, path, body=body, headers=dict(headers or {}))
-            resp = conn.getresponse()
-            data = resp.read()
-            return Response(resp.status, {k.lower(): v for k, v in resp.getheaders()}, data)
-        finally:
-            conn.close()
+        return Response(*self._http.exchange(method, path, body, headers, timeout))
 
     def _checked(
         self,
@@ -580,16 +555,18 @@ class Ingress:
 
     @staticmethod
     def _invocation(invocation_id: str) -> str:
-        return f"/restate/invocation/{_seg(invocation_id)}"
+        return f"/restate/invocation/{quote_segment(invocation_id)}"
 
     @staticmethod
     def _idempotent(service: str, key: str | None, handler: str, idempotency_key: str) -> str:
-        middle = f"{_seg(service)}/{_seg(key)}" if key is not None else _seg(service)
-        return f"/restate/invocation/{middle}/{_seg(handler)}/{_seg(idempotency_key)}"
+        middle = (
+            f"{quote_segment(service)}/{quote_segment(key)}" if key is not None else quote_segment(service)
+        )
+        return f"/restate/invocation/{middle}/{quote_segment(handler)}/{quote_segment(idempotency_key)}"
 
     @staticmethod
     def _workflow(name: str, workflow_id: str) -> str:
-        return f"/restate/workflow/{_seg(name)}/{_seg(workflow_id)}"
+        return f"/restate/workflow/{quote_segment(name)}/{quote_segment(workflow_id)}"
 
     def attach(self, invocation_id: str, *, raw: bool = False, timeout: float | None = None) -> Any:
         return self._attach(self._invocation(invocation_id), raw, timeout)
