@@ -81,7 +81,7 @@ def _configure_logging(level: str) -> None:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    from .server.serving import serve, serve_workers
+    from .transport.serving import serve, serve_workers
 
     endpoint = load_endpoints(args.target)
     try:
@@ -100,7 +100,7 @@ def _dev(args: argparse.Namespace) -> int:
     import gevent
 
     from .restate_server import RestateServer
-    from .server.h2server import H2Server, parse_bind
+    from .transport.h2server import H2Server, parse_bind
 
     endpoint = load_endpoints(args.target)
     server = H2Server(endpoint.handle, parse_bind(args.bind))

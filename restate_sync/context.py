@@ -34,7 +34,7 @@ from .serde import DEFAULT_SERDE, Serde
 from .service import service_definition
 
 if TYPE_CHECKING:
-    from .server.invocation import Attempt
+    from .invocation import Attempt
 
 __all__ = [
     "AttemptFinishedEvent",

@@ -14,11 +14,10 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from typing import Any, Protocol
+from typing import Any
 
 import ujson
 
-from ._version import __version__
 from .context import (
     Context,
     ObjectContext,
@@ -27,35 +26,16 @@ from .context import (
     WorkflowSharedContext,
 )
 from .discovery import MANIFEST_CONTENT_TYPE, ManifestError, build_manifest, negotiate_manifest_version
+from .exchange import SERVER_HEADER, Exchange
+from .invocation import Attempt
 from .protocol.vm import MAX_PROTOCOL_VERSION, MIN_PROTOCOL_VERSION, VM
-from .server.invocation import Attempt, Inbox
 from .service import HandlerDefinition, HandlerKind, ServiceDefinition, ServiceKind, service_definition
 
-__all__ = ["Endpoint", "HttpExchange", "endpoint"]
+__all__ = ["Endpoint", "endpoint"]
 
 logger = logging.getLogger("restate_sync.endpoint")
 
-SERVER_HEADER = ("x-restate-server", f"restate-sdk-python-gevent/{__version__}")
 _INVOCATION_PREFIX = "application/vnd.restate.invocation.v"
-
-
-class HttpExchange(Protocol):
-    """One HTTP request/response as the servers hand it to the endpoint."""
-
-    method: str
-    path: str
-    headers: dict[str, str]  # lower-case names
-    http2: bool
-    inbox: Inbox  # request body: bytes chunks, then EOF (or DISCONNECTED)
-
-    def respond(self, status: int, headers: list[tuple[str, str]], body: bytes | None = None) -> None:
-        """Send the response head; with ``body`` also send it and end the response."""
-
-    def write(self, data: bytes) -> None:
-        """Send response body bytes (after ``respond`` without a body)."""
-
-    def close(self) -> None:
-        """End the response."""
 
 
 def _context_class(service: ServiceDefinition, handler: HandlerDefinition) -> Callable[[Attempt], Context]:
@@ -121,11 +101,11 @@ class Endpoint:
 
     def serve(self, bind: str = "127.0.0.1:9080") -> None:
         """Serve forever on ``host:port`` with the gevent HTTP/2 server."""
-        from .server.serving import serve
+        from .transport.serving import serve
 
         serve(self, bind)
 
-    def handle(self, exchange: HttpExchange) -> None:
+    def handle(self, exchange: Exchange) -> None:
         """Answer one request; runs on its own greenlet."""
         path = exchange.path.split("?", 1)[0]
         segments = path.rstrip("/").split("/")
@@ -154,12 +134,12 @@ class Endpoint:
             logger.warning("no route for %s %s", exchange.method, path)
             self._plain(exchange, 404, f"no route for {path}")
 
-    def _plain(self, exchange: HttpExchange, status: int, message: str) -> None:
+    def _plain(self, exchange: Exchange, status: int, message: str) -> None:
         exchange.respond(
             status, [("content-type", "text/plain; charset=utf-8"), SERVER_HEADER], message.encode("utf-8")
         )
 
-    def _discover(self, exchange: HttpExchange) -> None:
+    def _discover(self, exchange: Exchange) -> None:
         version = negotiate_manifest_version(exchange.headers.get("accept"))
         if version is None:
             logger.warning(
@@ -185,7 +165,7 @@ class Endpoint:
             ujson.dumps(manifest, ensure_ascii=False, escape_forward_slashes=False).encode("utf-8"),
         )
 
-    def _invoke(self, exchange: HttpExchange, service_name: str, handler_name: str) -> None:
+    def _invoke(self, exchange: Exchange, service_name: str, handler_name: str) -> None:
         content_type = exchange.headers.get("content-type", "")
         version = _protocol_version(content_type)
         if version is None:

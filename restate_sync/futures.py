@@ -18,7 +18,7 @@ from .protocol.vm import VOID, Combinator, CombinatorKind, Failure, FutureTree, 
 
 if TYPE_CHECKING:
     from .context import Context
-    from .server.invocation import Attempt
+    from .invocation import Attempt
 
 __all__ = [
     "DurableCallFuture",

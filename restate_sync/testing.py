@@ -58,7 +58,7 @@ class EndpointThread:
     def _run(self) -> None:
         import gevent
 
-        from .server.h2server import H2Server
+        from .transport.h2server import H2Server
 
         try:
             server = H2Server(self.endpoint.handle, self._bind)

@@ -48,7 +48,7 @@ def test_health(client):
     response = client.request("GET", "/health")
     assert response.status == 200
     assert json.loads(response.body) == {"status": "ok"}
-    assert response.headers["x-restate-server"].startswith("restate-sdk-python-gevent/")
+    assert response.headers["x-restate-server"].startswith("restate-sync/")
 
 
 @pytest.mark.parametrize("prefix", ["", "/some/prefix"])

@@ -17,7 +17,7 @@ import pytest
 
 import restate_sync as restate
 import restate_sync.testing
-from restate_sync.endpoint import SERVER_HEADER
+from restate_sync.exchange import SERVER_HEADER
 from restate_sync.protocol import messages as m
 from restate_sync.protocol.framing import FrameDecoder, encode_frame
 from restate_sync.protocol.messages import pb
@@ -326,7 +326,7 @@ def test_expect_100_continue(endpoint_thread):
 
 
 def test_malformed_request_gets_400_and_the_server_keeps_serving(endpoint_thread, caplog):
-    with caplog.at_level(logging.WARNING, logger="restate_sync.server"):
+    with caplog.at_level(logging.WARNING, logger="restate_sync.transport"):
         received = raw_exchange(endpoint_thread.address, b"THIS IS NOT HTTP\r\n\r\n")
     assert received.startswith(b"HTTP/1.1 400 Bad Request\r\n")
     assert f"x-restate-server: {SERVER_HEADER[1]}".encode() in received
@@ -390,7 +390,7 @@ def test_endpoint_exception_is_a_500_and_the_connection_stays_usable(caplog):
     thread = EndpointThread(_BoomEndpoint().bind(H1Echo)).start()
     connection = http.client.HTTPConnection(*thread.address, timeout=5)
     try:
-        with caplog.at_level(logging.ERROR, logger="restate_sync.server"):
+        with caplog.at_level(logging.ERROR, logger="restate_sync.transport"):
             connection.request("GET", "/boom")
             response = connection.getresponse()
             assert response.status == 500

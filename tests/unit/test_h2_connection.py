@@ -27,9 +27,11 @@ import h2.settings
 import hpack
 import pytest
 
-from restate_sync.server import hpack_codec
-from restate_sync.server.h2server import PREFACE, H2Stream
-from restate_sync.server.hpack_codec import (
+from restate_sync.exchange import DISCONNECTED, EOF
+from restate_sync.testing import EndpointThread
+from restate_sync.transport import hpack_codec
+from restate_sync.transport.h2server import PREFACE, H2Stream
+from restate_sync.transport.hpack_codec import (
     Decoder,
     HeaderListTooLargeError,
     HPACKDecodingError,
@@ -37,8 +39,6 @@ from restate_sync.server.hpack_codec import (
     huffman_decode,
     huffman_encode,
 )
-from restate_sync.server.invocation import DISCONNECTED, EOF
-from restate_sync.testing import EndpointThread
 
 # ============================================================================ HPACK
 
@@ -999,7 +999,7 @@ def test_malformed_frames_end_the_connection_with_goaway(
     name: str,
     code: int,
 ) -> None:
-    with caplog.at_level(logging.WARNING, logger="restate_sync.server"):
+    with caplog.at_level(logging.WARNING, logger="restate_sync.transport"):
         if make is None:
             c = RawClient(address, settings=None)
             c.send(frame(_PING, 0, 0, b"\0" * 8))

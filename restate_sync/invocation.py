@@ -12,43 +12,26 @@ import logging
 import os
 import time
 import traceback
-from collections import deque
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Protocol
 
 import gevent
 from gevent import GreenletExit
 from gevent.event import Event
-from gevent.hub import Waiter
 from gevent.threadpool import ThreadPool
 from greenlet import getcurrent
 
-from .._current import current as _current_context
-from ..errors import DisconnectedError, InvocationFailedError, SuspendedError, TerminalError
-from ..protocol.vm import VM, Failure, FutureTree, Progress, RetryPolicy
+from ._current import current as _current_context
+from .errors import DisconnectedError, InvocationFailedError, SuspendedError, TerminalError
+from .exchange import DISCONNECTED, EOF, Inbox
+from .protocol.vm import VM, Failure, FutureTree, Progress, RetryPolicy
 
 if TYPE_CHECKING:
-    from ..service import HandlerDefinition, ServiceDefinition
+    from .service import HandlerDefinition, ServiceDefinition
 
-__all__ = ["DISCONNECTED", "EOF", "Attempt", "Inbox", "ResponseSink"]
+__all__ = ["Attempt", "ResponseSink", "RunOutcome"]
 
 logger = logging.getLogger("restate_sync.invocation")
-
-
-class _Signal:
-    __slots__ = ("name",)
-
-    def __init__(self, name: str) -> None:
-        self.name = name
-
-    def __repr__(self) -> str:
-        return self.name
-
-
-EOF = _Signal("EOF")
-"""Inbox item: the request body ended."""
-DISCONNECTED = _Signal("DISCONNECTED")
-"""Inbox item: the stream was reset or the connection was lost."""
 
 
 class RunOutcome:
@@ -61,53 +44,6 @@ class RunOutcome:
         self.value = value
         self.error = error
         self.duration_ms = duration_ms
-
-
-class Inbox:
-    """Single-consumer queue the handler greenlet blocks on; any greenlet may put."""
-
-    __slots__ = ("_hub", "_items", "_waiter", "on_disconnect")
-
-    def __init__(self) -> None:
-        self._items: deque[Any] = deque()
-        self._waiter: Waiter | None = None
-        self._hub = gevent.get_hub()
-        #: called (on the hub) when DISCONNECTED is put, for consumers busy elsewhere
-        self.on_disconnect: Callable[[], None] | None = None
-
-    def put(self, item: Any) -> None:
-        self._items.append(item)
-        if item is DISCONNECTED and self.on_disconnect is not None:
-            self._hub.loop.run_callback(self.on_disconnect)
-        waiter = self._waiter
-        if waiter is not None:
-            self._waiter = None
-            hub = self._hub
-            if getcurrent() is hub:
-                waiter.switch(None)
-            else:
-                hub.loop.run_callback(waiter.switch, None)
-
-    def get(self, timeout: float | None = None) -> Any:
-        """Next item; blocks the calling greenlet. Returns ``None`` on timeout."""
-        if self._items:
-            return self._items.popleft()
-        waiter = Waiter()
-        self._waiter = waiter
-        if timeout is None:
-            waiter.get()
-        else:
-            timer = self._hub.loop.timer(timeout)
-            timer.start(waiter.switch, None)
-            try:
-                waiter.get()
-            finally:
-                timer.close()
-        self._waiter = None
-        return self._items.popleft() if self._items else None
-
-    def get_nowait(self) -> Any:
-        return self._items.popleft() if self._items else None
 
 
 class ResponseSink(Protocol):

@@ -49,12 +49,12 @@ from gevent.hub import Waiter
 from gevent.pool import Pool
 from gevent.server import StreamServer
 
+from ..exchange import DISCONNECTED, EOF, Inbox
 from .hpack_codec import TABLE_SIZE_ZERO, Decoder, HeaderListTooLargeError, HPACKDecodingError, encode_headers
-from .invocation import DISCONNECTED, EOF, Inbox
 
 __all__ = ["H2Server", "H2Stream", "parse_bind"]
 
-logger = logging.getLogger("restate_sync.server")
+logger = logging.getLogger("restate_sync.transport")
 
 PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
 _READ_SIZE = 65536

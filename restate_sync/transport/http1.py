@@ -38,20 +38,17 @@ from typing import Any
 import gevent
 import h11
 
-from .._version import __version__
-from .invocation import DISCONNECTED, EOF, Inbox
+from ..exchange import DISCONNECTED, EOF, SERVER_HEADER, Inbox
 
 __all__ = ["Http1Connection", "Http1Exchange", "serve_http1"]
 
-logger = logging.getLogger("restate_sync.server")
+logger = logging.getLogger("restate_sync.transport")
 
 _READ_SIZE = 65536
 # Request line plus headers; the runtime's (JWT, trace context, additional headers) are small.
 _MAX_HEAD_SIZE = 64 * 1024
 # How long a closing connection waits for the peer's FIN before the socket is closed.
 _LINGER = 1.0
-# the endpoint's SERVER_HEADER (not imported: the endpoint module depends on this package)
-_SERVER_HEADER = ("x-restate-server", f"restate-sdk-python-gevent/{__version__}")
 
 # exchange states
 _IDLE, _STREAMING, _DONE, _BROKEN = "idle", "streaming", "done", "broken"
@@ -264,7 +261,7 @@ class Http1Connection:
             logger.exception("error while serving %s %s over HTTP/1.1", exchange.method, exchange.path)
             if exchange._state == _IDLE:
                 message = b"internal error in the endpoint\n"
-                headers = [("content-type", "text/plain; charset=utf-8"), _SERVER_HEADER]
+                headers = [("content-type", "text/plain; charset=utf-8"), SERVER_HEADER]
                 exchange.respond(500, headers, message)
         finally:
             self._stop_watching()
@@ -286,7 +283,7 @@ class Http1Connection:
         head = (
             f"HTTP/1.1 {status} {_reason(status).decode()}\r\n"
             "content-type: text/plain; charset=utf-8\r\n"
-            f"{_SERVER_HEADER[0]}: {_SERVER_HEADER[1]}\r\n"
+            f"{SERVER_HEADER[0]}: {SERVER_HEADER[1]}\r\n"
             f"connection: close\r\ncontent-length: {len(body)}\r\n\r\n"
         )
         try:

@@ -20,7 +20,7 @@ from .h2server import H2Server, parse_bind
 
 __all__ = ["bind_listener", "serve", "serve_workers", "tune_process"]
 
-logger = logging.getLogger("restate_sync.server")
+logger = logging.getLogger("restate_sync.transport")
 
 DEFAULT_GRACE = 10.0
 

@@ -1,0 +1,119 @@
+"""The boundary between the transports and the SDK.
+
+A transport (``transport/``: HTTP/2, HTTP/1.1, WSGI, ...) turns one HTTP request into an
+:class:`Exchange` and hands it to a :data:`Handler` — in practice ``Endpoint.handle`` — on a
+greenlet of its own. Everything a transport knows of the SDK is in this module, and everything the
+SDK knows of a transport is the :class:`Exchange` interface:
+
+* the request head (``method``, ``path``, lower-case ``headers``, whether it came over HTTP/2);
+* the request body, delivered into the exchange's :class:`Inbox` as ``bytes`` chunks followed by
+  :data:`EOF` — or :data:`DISCONNECTED` when the peer reset the stream or went away;
+* the response: ``respond`` (head, optionally with a complete body), ``write`` (streamed body
+  bytes) and ``close`` (end of the response).
+
+The inbox is also the invocation driver's one input queue: the results of ``run`` blocks are put
+into the same inbox, so the handler greenlet blocks in exactly one place.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable
+from typing import Any, Final, Protocol
+
+import gevent
+from gevent.hub import Waiter
+from greenlet import getcurrent
+
+from ._version import __version__
+
+__all__ = ["DISCONNECTED", "EOF", "SERVER_HEADER", "Exchange", "Handler", "Inbox"]
+
+SERVER_HEADER: Final = ("x-restate-server", f"restate-sync/{__version__}")
+"""Sent with every response: the SDK's name and version."""
+
+
+class _Signal:
+    __slots__ = ("name",)
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def __repr__(self) -> str:
+        return self.name
+
+
+EOF: Final = _Signal("EOF")
+"""Inbox item: the request body ended."""
+DISCONNECTED: Final = _Signal("DISCONNECTED")
+"""Inbox item: the stream was reset or the connection was lost."""
+
+
+class Inbox:
+    """Single-consumer queue the handler greenlet blocks on; any greenlet of the same hub may put."""
+
+    __slots__ = ("_hub", "_items", "_waiter", "on_disconnect")
+
+    def __init__(self) -> None:
+        self._items: deque[Any] = deque()
+        self._waiter: Waiter | None = None
+        self._hub = gevent.get_hub()
+        #: called (on the hub) when DISCONNECTED is put, for consumers busy elsewhere
+        self.on_disconnect: Callable[[], None] | None = None
+
+    def put(self, item: Any) -> None:
+        self._items.append(item)
+        if item is DISCONNECTED and self.on_disconnect is not None:
+            self._hub.loop.run_callback(self.on_disconnect)
+        waiter = self._waiter
+        if waiter is not None:
+            self._waiter = None
+            hub = self._hub
+            if getcurrent() is hub:
+                waiter.switch(None)
+            else:
+                hub.loop.run_callback(waiter.switch, None)
+
+    def get(self, timeout: float | None = None) -> Any:
+        """Next item; blocks the calling greenlet. Returns ``None`` on timeout."""
+        if self._items:
+            return self._items.popleft()
+        waiter = Waiter()
+        self._waiter = waiter
+        if timeout is None:
+            waiter.get()
+        else:
+            timer = self._hub.loop.timer(timeout)
+            timer.start(waiter.switch, None)
+            try:
+                waiter.get()
+            finally:
+                timer.close()
+        self._waiter = None
+        return self._items.popleft() if self._items else None
+
+    def get_nowait(self) -> Any:
+        return self._items.popleft() if self._items else None
+
+
+class Exchange(Protocol):
+    """One HTTP request/response as a transport hands it to the SDK."""
+
+    method: str
+    path: str
+    headers: dict[str, str]  # lower-case names
+    http2: bool
+    inbox: Inbox  # request body: bytes chunks, then EOF (or DISCONNECTED)
+
+    def respond(self, status: int, headers: list[tuple[str, str]], body: bytes | None = None) -> None:
+        """Send the response head; with ``body`` also send it and end the response."""
+
+    def write(self, data: bytes) -> None:
+        """Send response body bytes (after ``respond`` without a body)."""
+
+    def close(self) -> None:
+        """End the response."""
+
+
+Handler = Callable[[Exchange], None]
+"""What a transport calls for every request, on a greenlet of its own (``Endpoint.handle``)."""

@@ -1,1 +1,0 @@
-"""Transports: the gevent HTTP/2 server and the per-invocation driver."""
