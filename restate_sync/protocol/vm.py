@@ -156,7 +156,7 @@ class RetryPolicy:
     """
 
     initial_interval_ms: int | None = None
-    factor: float = 2.0
+    exponentiation_factor: float = 2.0
     max_interval_ms: int | None = None
     max_attempts: int | None = None
     max_duration_ms: int | None = None
@@ -173,7 +173,7 @@ class RetryPolicy:
     def next_delay_ms(self, attempt: int) -> int:
         """Delay before retry number ``attempt`` (1 = after the first failure)."""
         initial = 50 if self.initial_interval_ms is None else self.initial_interval_ms
-        delay = initial * (self.factor ** (attempt - 1))
+        delay = initial * (self.exponentiation_factor ** (attempt - 1))
         cap = 10_000 if self.max_interval_ms is None else self.max_interval_ms
         return int(min(delay, cap))
 
@@ -689,6 +689,11 @@ class VM:
         else:
             message.value = result
         self._write(m.PROPOSE_RUN_COMPLETION, message)
+
+    def run_name(self, handle: int) -> str:
+        """The name the handler gave the run ``handle`` (its handle number if unknown)."""
+        info = self._runs.get(handle)
+        return info.name if info is not None else str(handle)
 
     def propose_run_retryable_failure(
         self,
