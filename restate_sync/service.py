@@ -146,10 +146,6 @@ class HandlerDefinition:
     resolved: bool = field(default=False, repr=False, compare=False)
 
     @property
-    def is_shared(self) -> bool:
-        return self.kind is HandlerKind.SHARED
-
-    @property
     def has_input(self) -> bool:
         """Whether the handler reads a request body (``input: {}`` in the manifest when not)."""
         return self.takes_input and not _is_empty_serde(self.input_serde)
@@ -169,9 +165,6 @@ class ServiceDefinition:
     handlers: dict[str, HandlerDefinition]
     options: Options
     cls: type | None = None
-
-    def handler(self, name: str) -> HandlerDefinition | None:
-        return self.handlers.get(name)
 
 
 _MARK = "__restate_handler__"

@@ -379,10 +379,6 @@ class VM:
         self._output = []
         return out[0] if len(out) == 1 else b"".join(out)
 
-    @property
-    def has_output(self) -> bool:
-        return bool(self._output)
-
     def _write(self, message_type: int, message: Any) -> None:
         self._output.append(encode_frame(message_type, message.SerializeToString()))
 
@@ -407,10 +403,6 @@ class VM:
     def failure(self) -> ProtocolError | None:
         """The protocol error that closed the VM, if any."""
         return self._failure
-
-    @property
-    def is_suspended(self) -> bool:
-        return self._suspended
 
     def _check_open(self) -> None:
         if self.phase is Phase.CLOSED:
@@ -896,10 +888,6 @@ class VM:
         """Remove and return the result of a completed handle."""
         return self._ready.pop(handle)
 
-    def peek(self, handle: Handle) -> Result:
-        """Return the result of a completed handle without consuming it."""
-        return self._ready[handle]
-
     def do_progress(self, future: FutureTree) -> Progress:
         """Advance an await on ``future``; see :class:`Progress` for what to do next.
 
@@ -1004,10 +992,6 @@ class VM:
 
 
 # ---------------------------------------------------------------------- future trees
-
-
-def _is_failure(result: Result) -> bool:
-    return isinstance(result, Failure)
 
 
 def _settled(tree: FutureTree, ready: dict[Handle, Result]) -> bool | None:
