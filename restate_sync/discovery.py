@@ -2,7 +2,7 @@
 
 Only fields that are set are written (restate-server rejects unknown keys and treats absent ones
 as "use the default"). Each option field needs the manifest version that introduced it
-(PROTOCOL.md §6.1); when the negotiated version is too old for a declared option,
+(docs/protocol.md, "Discovery manifest"); when the negotiated version is too old for a declared option,
 :func:`build_manifest` raises :class:`ManifestError` naming the option, and the endpoint answers
 500 with that message instead of silently dropping it.
 """

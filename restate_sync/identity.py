@@ -134,7 +134,7 @@ def parse_public_key(key: str) -> Ed25519PublicKey:
 
 
 def normalise_path(path: str) -> str:
-    """The audience the runtime signs for a request path (PROTOCOL.md §7).
+    """The audience the runtime signs for a request path (docs/protocol.md, "Request identity").
 
     The runtime signs the path without the deployment prefix: ``/foo/invoke/A/b`` → ``/invoke/A/b``,
     ``/foo/discover`` → ``/discover``; any other path is used unchanged. A query string is dropped.

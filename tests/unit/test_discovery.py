@@ -1,4 +1,4 @@
-"""The discovery manifest: shapes, options, version gating, protocol mode (PROTOCOL.md §6)."""
+"""The discovery manifest: shapes, options, version gating, protocol mode (docs/protocol.md)."""
 
 from __future__ import annotations
 

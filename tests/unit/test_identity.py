@@ -1,4 +1,4 @@
-"""Request identity verification (PROTOCOL.md §7): key parsing, JWT checks, path normalisation."""
+"""Request identity verification (docs/protocol.md): key parsing, JWT checks, path normalisation."""
 
 import base64
 import json
