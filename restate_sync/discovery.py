@@ -12,8 +12,9 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
+from .durations import optional_millis
 from .protocol.vm import MAX_PROTOCOL_VERSION, MIN_PROTOCOL_VERSION
-from .service import HandlerDefinition, HandlerKind, Options, ServiceDefinition, duration_ms
+from .service import HandlerDefinition, HandlerKind, Options, ServiceDefinition
 
 __all__ = ["MANIFEST_CONTENT_TYPE", "ManifestError", "build_manifest", "negotiate_manifest_version"]
 
@@ -91,7 +92,7 @@ def _option_fields(options: Options) -> dict[str, Any]:
         ("journal_retention", "journalRetention"),
         ("idempotency_retention", "idempotencyRetention"),
     ):
-        value = duration_ms(getattr(options, name), name)
+        value = optional_millis(getattr(options, name), name)
         if value is not None:
             out[key] = value
     if options.enable_lazy_state is not None:
@@ -101,9 +102,9 @@ def _option_fields(options: Options) -> dict[str, Any]:
     policy = options.invocation_retry_policy
     if policy is not None:
         if policy.initial_interval is not None:
-            out["retryPolicyInitialInterval"] = duration_ms(policy.initial_interval, "initial_interval")
+            out["retryPolicyInitialInterval"] = optional_millis(policy.initial_interval, "initial_interval")
         if policy.max_interval is not None:
-            out["retryPolicyMaxInterval"] = duration_ms(policy.max_interval, "max_interval")
+            out["retryPolicyMaxInterval"] = optional_millis(policy.max_interval, "max_interval")
         if policy.max_attempts is not None:
             out["retryPolicyMaxAttempts"] = policy.max_attempts
         if policy.exponentiation_factor is not None:
@@ -165,7 +166,7 @@ def _handler_manifest(service: ServiceDefinition, handler: HandlerDefinition, ve
     fields = _option_fields(handler.options)
     if "idempotencyRetention" in fields and handler.kind is HandlerKind.WORKFLOW:
         raise ManifestError(f"{where}: idempotency_retention is not allowed on a workflow's main handler")
-    retention = duration_ms(handler.workflow_completion_retention, "workflow_completion_retention")
+    retention = optional_millis(handler.workflow_completion_retention, "workflow_completion_retention")
     if retention is not None:
         if handler.kind is not HandlerKind.WORKFLOW:
             raise ManifestError(f"{where}: workflow_completion_retention is only allowed on @restate.main")

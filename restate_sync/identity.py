@@ -210,10 +210,6 @@ class IdentityVerifier:
             raise ValueError("IdentityVerifier needs at least one public key")
         self._now = now
 
-    @property
-    def key_count(self) -> int:
-        return len(self._keys)
-
     def verify(self, path: str, headers: Mapping[str, str]) -> None:
         """Verify one request; raise :class:`IdentityError` saying what was wrong if it fails.
 

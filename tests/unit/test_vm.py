@@ -447,7 +447,7 @@ def test_retryable_run_failure_with_policy_sets_next_retry_delay():
         handle,
         "boom",
         stacktrace="tb",
-        policy=RetryPolicy(initial_interval_ms=1000, factor=1.0, max_attempts=2),
+        policy=RetryPolicy(initial_interval_ms=1000, exponentiation_factor=1.0, max_attempts=2),
     )
     err = written(vm)[-1]
     assert type(err).__name__ == "ErrorMessage"
@@ -491,7 +491,9 @@ def test_retry_info_resets_after_a_new_command():
     vm.propose_run_retryable_failure(
         handle,
         "e",
-        policy=RetryPolicy(initial_interval_ms=1000, factor=1.0, max_attempts=2, max_duration_ms=100),
+        policy=RetryPolicy(
+            initial_interval_ms=1000, exponentiation_factor=1.0, max_attempts=2, max_duration_ms=100
+        ),
         attempt_duration_ms=99,
     )
     err = written(vm)[-1]
