@@ -14,8 +14,8 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, Any
 
 import ujson
 
@@ -31,6 +31,10 @@ from .exchange import SERVER_HEADER, Exchange
 from .invocation import Attempt
 from .protocol.vm import MAX_PROTOCOL_VERSION, MIN_PROTOCOL_VERSION, VM
 from .service import HandlerDefinition, HandlerKind, ServiceDefinition, ServiceKind, service_definition
+
+if TYPE_CHECKING:  # the transports are imported when first used
+    from .transport.serving import EndpointServer, ThreadedEndpointServer
+    from .transport.wsgi import WsgiApp
 
 __all__ = ["Endpoint", "endpoint"]
 
@@ -57,6 +61,7 @@ class Endpoint:
         self._protocol_mode: str | None = None
         self._identity_keys: list[str] = []
         self._verifier: Any = None
+        self._wsgi_app: WsgiApp | None = None
 
     # ------------------------------------------------------------------ configuration
 
@@ -102,11 +107,86 @@ class Endpoint:
 
     # ------------------------------------------------------------------ serving
 
-    def serve(self, bind: str = "127.0.0.1:9080") -> None:
-        """Serve forever on ``host:port`` with the gevent HTTP/2 server."""
+    def serve(self, bind: str = "127.0.0.1:9080", *, grace: float = 10.0) -> None:
+        """Serve h2c and HTTP/1.1 on ``host:port`` until SIGTERM/SIGINT, as a dedicated process.
+
+        ``start`` + signal handlers + ``join``: SIGTERM/SIGINT stop accepting and give the
+        invocations in flight ``grace`` seconds. Also tunes the process for serving (garbage
+        collector thresholds, greenlet tree tracking off); ``start`` changes nothing of the kind.
+        """
         from .transport.serving import serve
 
-        serve(self, bind)
+        serve(self, bind, grace=grace)
+
+    def start(
+        self,
+        bind: str | tuple[str, int] | None = None,
+        *,
+        listener: Any = None,
+        limits: Any = None,
+        http1_limits: Any = None,
+    ) -> EndpointServer:
+        """Serve h2c and HTTP/1.1 on the current gevent hub and return at once.
+
+        For a process that already runs gevent (next to a pywsgi app on another port, say):
+        ``bind="HOST:PORT"`` (port 0 picks a free one), or ``listener=`` a listening socket or a
+        ``(host, port)``. The returned server has ``.address``, ``.stop(grace)``, ``.join()`` and
+        works as a context manager; no signal handler is installed and no process setting
+        changed. ``limits`` (:class:`~restate_sync.transport.h2limits.H2Limits`) and
+        ``http1_limits`` (:class:`~restate_sync.transport.http1limits.Http1Limits`) override the
+        defaults of ``docs/limits.md``.
+        """
+        from .transport.patching import warn_if_unpatched
+        from .transport.serving import EndpointServer
+
+        warn_if_unpatched("endpoint.start")
+        return EndpointServer(self.handle, bind, listener=listener, **_limits(limits, http1_limits)).start()
+
+    def start_in_thread(
+        self,
+        bind: str | tuple[str, int] | None = None,
+        *,
+        listener: Any = None,
+        limits: Any = None,
+        http1_limits: Any = None,
+    ) -> ThreadedEndpointServer:
+        """Serve on a gevent hub of its own in a daemon thread, for applications without gevent.
+
+        Returns once the server listens; the result has ``.address``, ``.stop(grace)``,
+        ``.join()`` and works as a context manager. Handlers run on that thread's hub: they are
+        concurrent only where they block cooperatively (``ctx`` calls, gevent-aware I/O); plain
+        blocking I/O in a handler holds up every invocation of this endpoint while it lasts (see
+        the README, "Inside an existing gevent app").
+        """
+        from .transport.serving import ThreadedEndpointServer
+
+        server = ThreadedEndpointServer(self.handle, bind, listener=listener, **_limits(limits, http1_limits))
+        return server.start()
+
+    @property
+    def app(self) -> WsgiApp:
+        """This endpoint as a WSGI application (request/response mode), with the default limits.
+
+        Serve it with ``gevent.pywsgi.WSGIServer``, ``gunicorn -k gevent``, or mount it in a
+        Flask/werkzeug app (``DispatcherMiddleware(flask_app, {"/restate": endpoint.app})``); register
+        the deployment with ``"use_http_11": true``. The endpoint itself is callable the same way,
+        so ``gunicorn -k gevent module:endpoint`` works too.
+        """
+        app = self._wsgi_app
+        if app is None:
+            app = self._wsgi_app = self.wsgi_app()
+        return app
+
+    def wsgi_app(self, *, max_body_size: int | None = None) -> WsgiApp:
+        """A WSGI application for this endpoint; ``max_body_size`` (bytes) bounds request bodies."""
+        from .transport.body import DEFAULT_MAX_BODY_SIZE
+        from .transport.wsgi import WsgiApp
+
+        return WsgiApp(self.handle, DEFAULT_MAX_BODY_SIZE if max_body_size is None else max_body_size)
+
+    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        """WSGI: ``endpoint(environ, start_response)`` is ``endpoint.app(environ, start_response)``."""
+        return self.app(environ, start_response)
 
     def handle(self, exchange: Exchange) -> None:
         """Answer one request; runs on its own greenlet."""
@@ -215,6 +295,11 @@ def _protocol_version(content_type: str) -> int | None:
         return None
     version = int(number)
     return version if MIN_PROTOCOL_VERSION <= version <= MAX_PROTOCOL_VERSION else None
+
+
+def _limits(limits: Any, http1_limits: Any) -> dict[str, Any]:
+    given = {"limits": limits, "http1_limits": http1_limits}
+    return {name: value for name, value in given.items() if value is not None}
 
 
 def endpoint(*services: Any) -> Endpoint:
