@@ -13,7 +13,6 @@ at interpreter exit if it was never closed.
 
 from __future__ import annotations
 
-import atexit
 import contextlib
 import http.client
 import logging
@@ -32,7 +31,7 @@ from ..client import AdminClient, AdminError, IngressClient
 from .config import NodePorts, node_env
 from .errors import RestateServerError
 from .install import find_server_binary
-from .processes import LOOPBACK, LoggedProcess, free_ports, port_is_free, tail_file, wait_until
+from .processes import LOOPBACK, ExitCleanup, LoggedProcess, free_ports, port_is_free, tail_file, wait_until
 
 __all__ = ["RestateServer"]
 
@@ -41,20 +40,13 @@ logger = logging.getLogger("restate_sync.restate_server")
 _LOG_TAIL_LINES = 40
 _START_ATTEMPTS = 5
 
-_live_servers: set[RestateServer] = set()
-_live_lock = threading.Lock()
+
+def _close_at_exit(server: RestateServer) -> None:
+    logger.warning("restate-server (pid %s) was not closed; stopping it at exit", server.pid)
+    server.close(timeout=5)
 
 
-@atexit.register
-def _cleanup_at_exit() -> None:
-    with _live_lock:
-        servers = list(_live_servers)
-    for server in servers:
-        if server._owner_pid != os.getpid():  # a forked child must not kill its parent's servers
-            continue
-        logger.warning("restate-server (pid %s) was not closed; stopping it at exit", server.pid)
-        with contextlib.suppress(Exception):
-            server.close(timeout=5)
+_unclosed: ExitCleanup[RestateServer] = ExitCleanup(_close_at_exit)
 
 
 class RestateServer:
@@ -99,7 +91,6 @@ class RestateServer:
         self._process: LoggedProcess | None = None
         self._closed = False
         self._ever_healthy = False
-        self._owner_pid = os.getpid()
         self._lock = threading.RLock()
 
     # ---- properties -----------------------------------------------------------------------
@@ -249,9 +240,7 @@ class RestateServer:
             f"node {self.node_port}) at {time.strftime('%Y-%m-%dT%H:%M:%S')}"
         )
         self._process = process
-        self._owner_pid = os.getpid()
-        with _live_lock:
-            _live_servers.add(self)
+        _unclosed.add(self)
         logger.info(
             "started restate-server pid %d: binary=%s ingress=%s admin=%s node=%s:%d data_dir=%s log=%s",
             process.pid,
@@ -377,8 +366,7 @@ class RestateServer:
         self._forget()
 
     def _forget(self) -> None:
-        with _live_lock:
-            _live_servers.discard(self)
+        _unclosed.discard(self)
 
     def stop(self, timeout: float = 10) -> int | None:
         """Stop the server: SIGTERM to its process group, SIGKILL if it is still alive after ``timeout``.

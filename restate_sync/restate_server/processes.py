@@ -11,7 +11,7 @@ The one toolkit behind :class:`~restate_sync.restate_server.RestateServer`, the 
 * :func:`tail_file`, :func:`tail_lines`, :func:`file_size` — the last lines of a log;
 * :class:`LoggedProcess` — one command in its own session, stdout and stderr appended to a log
   file, with readiness (:meth:`LoggedProcess.wait_listening`), stop/kill and the log's tail, and
-  killed at interpreter exit if it was left running.
+  killed at interpreter exit if it was left running (:class:`ExitCleanup`).
 
 Standard library only (``socket``, ``subprocess``, ``time``), so it works in plain threads and
 under gevent monkey-patching alike.
@@ -29,11 +29,12 @@ import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Generic, TypeVar
 
 __all__ = [
     "LOOPBACK",
     "PORT_RESERVATION_SECONDS",
+    "ExitCleanup",
     "LoggedProcess",
     "ProcessError",
     "accepts_connections",
@@ -50,6 +51,7 @@ __all__ = [
 ]
 
 T = TypeVar("T")
+K = TypeVar("K")
 
 LOOPBACK = "127.0.0.1"
 
@@ -276,8 +278,43 @@ def wait_listening(
     )
 
 
-_live: set[LoggedProcess] = set()
-_live_lock = threading.Lock()
+class ExitCleanup(Generic[K]):
+    """Objects to clean up at interpreter exit if they are still registered then.
+
+    ``cleanup`` runs for each (errors suppressed), but only in the process that registered the
+    object: a forked child leaves its parent's objects alone.
+    """
+
+    def __init__(self, cleanup: Callable[[K], object]) -> None:
+        self._cleanup = cleanup
+        self._owners: dict[K, int] = {}
+        self._lock = threading.Lock()
+        atexit.register(self.run)
+
+    def add(self, obj: K) -> None:
+        with self._lock:
+            self._owners[obj] = os.getpid()
+
+    def discard(self, obj: K) -> None:
+        with self._lock:
+            self._owners.pop(obj, None)
+
+    def run(self) -> None:
+        """Clean up (and forget) every object this process registered."""
+        with self._lock:
+            mine = [obj for obj, pid in self._owners.items() if pid == os.getpid()]
+        for obj in mine:
+            with contextlib.suppress(Exception):
+                self._cleanup(obj)
+            self.discard(obj)
+
+
+def _stop_if_running(process: LoggedProcess) -> None:
+    if process.is_running():  # one that exited by itself is not signalled
+        process.stop(grace=0.5)
+
+
+_left_running: ExitCleanup[LoggedProcess] = ExitCleanup(_stop_if_running)
 
 
 class LoggedProcess:
@@ -309,7 +346,6 @@ class LoggedProcess:
         self.starts = 0
         self.log_offset = 0
         self.started_at = 0.0
-        self._owner_pid = os.getpid()
 
     # ---- state ---------------------------------------------------------------------------------
 
@@ -351,9 +387,7 @@ class LoggedProcess:
             )
         self.starts += 1
         self.started_at = time.monotonic()
-        self._owner_pid = os.getpid()
-        with _live_lock:
-            _live.add(self)
+        _left_running.add(self)
         return self.proc
 
     def send_signal(self, sig: int) -> None:
@@ -389,8 +423,7 @@ class LoggedProcess:
             self._forget()
 
     def _forget(self) -> None:
-        with _live_lock:
-            _live.discard(self)
+        _left_running.discard(self)
 
     # ---- readiness and diagnostics -----------------------------------------------------------
 
@@ -414,13 +447,3 @@ class LoggedProcess:
 
     def __repr__(self) -> str:
         return f"<LoggedProcess {self.name} pid={self.pid} log={self.log_path}>"
-
-
-@atexit.register
-def _kill_left_running() -> None:
-    with _live_lock:
-        # A forked child leaves its parent's processes alone; one that exited by itself is not signalled.
-        left = [p for p in _live if p._owner_pid == os.getpid() and p.is_running()]
-    for process in left:
-        with contextlib.suppress(Exception):
-            process.stop(grace=0.5)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import os
 import signal
 import socket
 import sys
@@ -12,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from restate_sync.restate_server.processes import (
+    ExitCleanup,
     LoggedProcess,
     ProcessError,
     accepts_connections,
@@ -25,14 +25,6 @@ from restate_sync.restate_server.processes import (
 )
 
 PY = sys.executable
-
-
-def gone(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return True
-    return False
 
 
 # ---- wait_until --------------------------------------------------------------------------------
@@ -131,20 +123,20 @@ def test_a_running_process_cannot_be_started_twice(tmp_path: Path) -> None:
 
 
 def test_stop_ends_the_whole_process_group(tmp_path: Path) -> None:
-    # The leader starts a child (same group) and prints its pid; SIGTERM to the group ends both.
+    # The leader starts a child (in its group) that listens; SIGTERM to the group ends both.
+    port = free_port()
     script = (
         "import subprocess, sys, time\n"
-        "child = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(60)'])\n"
-        "print(child.pid, flush=True)\n"
+        f"subprocess.Popen([sys.executable, '-m', 'http.server', '--bind', '127.0.0.1', '{port}'])\n"
         "time.sleep(60)\n"
     )
     process = LoggedProcess([PY, "-c", script], tmp_path / "p.log")
     process.start()
-    child = int(wait_until(lambda: process.log_tail().strip(), timeout=30, what="the child's pid"))
+    wait_until(lambda: accepts_connections(port), timeout=30, what="the child to listen")
     took = process.stop(grace=10)
-    assert math.isfinite(took), "both exit on SIGTERM"
+    assert math.isfinite(took), "the leader exits on SIGTERM"
     assert process.returncode == -signal.SIGTERM
-    wait_until(lambda: gone(child), timeout=10, what="the child to be gone")
+    wait_until(lambda: not accepts_connections(port), timeout=10, what="the child to be gone")
 
 
 def test_stop_kills_a_process_that_ignores_sigterm(tmp_path: Path) -> None:
@@ -180,3 +172,15 @@ def test_wait_listening_returns_once_the_port_accepts(tmp_path: Path) -> None:
         assert accepts_connections(port)
     finally:
         process.stop(grace=5)
+
+
+def test_exit_cleanup_runs_for_what_is_still_registered() -> None:
+    cleaned: list[str] = []
+    registry: ExitCleanup[str] = ExitCleanup(cleaned.append)
+    for name in ("closed", "left open", "also left"):
+        registry.add(name)
+    registry.discard("closed")
+    registry.run()
+    assert sorted(cleaned) == ["also left", "left open"]
+    registry.run()
+    assert len(cleaned) == 2, "each object is cleaned up once"
