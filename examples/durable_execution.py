@@ -36,7 +36,7 @@ class Orders(restate.Service):
             raise restate.TerminalError("quantity must be positive", status_code=400)
 
         policy = restate.RunRetryPolicy(
-            initial_interval=0.1, max_attempts=5, interval_factor=2.0, max_interval=2
+            initial_interval=0.1, max_attempts=5, exponentiation_factor=2.0, max_interval=2
         )
         reservation = ctx.run_sync("reserve", reserve_stock, order["item"], order["qty"], retry_policy=policy)
 

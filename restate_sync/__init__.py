@@ -11,7 +11,6 @@ from .context import (
     ObjectContext,
     ObjectSharedContext,
     Request,
-    RunRetryPolicy,
     WorkflowContext,
     WorkflowSharedContext,
     current_context,
@@ -23,8 +22,9 @@ from .context import (
 from .endpoint import Endpoint, endpoint
 from .errors import TerminalError, TimeoutError
 from .futures import DurableCallFuture, DurableFuture, SendHandle, all, all_settled, any, race
+from .retry import InvocationRetryPolicy, RunRetryPolicy
 from .serde import BytesSerde, JsonSerde, Serde, SerdeError
-from .service import InvocationRetryPolicy, Service, VirtualObject, Workflow, handler, main, shared
+from .service import Service, VirtualObject, Workflow, handler, main, shared
 from .typed import schema_for, serde_for
 
 __all__ = [

@@ -25,6 +25,8 @@ from datetime import timedelta
 from typing import Any
 from urllib.parse import quote, urlencode, urlsplit
 
+from .durations import to_millis
+
 __all__ = ["AdminClient", "AdminError", "IngressClient", "IngressError", "RestateHTTPError"]
 
 JSON = "application/json"
@@ -140,13 +142,6 @@ def target_path(service: str, handler: str, key: str | None = None) -> str:
     return path + "/" + quote_segment(handler)
 
 
-def _delay_ms(delay: float | timedelta) -> int:
-    seconds = delay.total_seconds() if isinstance(delay, timedelta) else float(delay)
-    if seconds < 0:
-        raise ValueError("delay must not be negative")
-    return round(seconds * 1000)
-
-
 def _decode_json(body: bytes) -> Any:
     return json.loads(body) if body else None
 
@@ -242,7 +237,7 @@ class IngressClient:
         body, hdrs = self._encode(payload, raw, idempotency_key, headers)
         path = self._target(service, handler, key) + "/send"
         if delay is not None:
-            path += "?" + urlencode({"delay": f"{_delay_ms(delay)}ms"})
+            path += "?" + urlencode({"delay": f"{to_millis(delay, 'delay')}ms"})
         result = _decode_json(self._request("POST", path, body, hdrs))
         assert isinstance(result, dict), result
         return result

@@ -21,28 +21,34 @@ import random as _random
 import time as _time
 import uuid as _uuid
 from collections.abc import Callable, Mapping
-from datetime import timedelta
-from typing import TYPE_CHECKING, Any, TypeVar
-
-from greenlet import getcurrent
+from typing import Any, Protocol, TypeVar
 
 from ._current import current as _current
+from .durations import Duration, to_millis
 from .errors import TerminalError
-from .futures import DurableCallFuture, DurableFuture, SendHandle, _Leaf, identity, void_to_none, wait_any
-from .protocol.vm import VOID, Failure, RetryPolicy
+from .futures import (
+    Driver,
+    DurableCallFuture,
+    DurableFuture,
+    HandleFuture,
+    SendHandle,
+    identity,
+    timer,
+    void_to_none,
+    wait_any,
+)
+from .protocol.vm import VOID, Failure, InvocationInput, RetryPolicy
+from .retry import RunRetryPolicy
 from .serde import DEFAULT_SERDE, Serde
 from .service import service_definition
-
-if TYPE_CHECKING:
-    from .invocation import Attempt
 
 __all__ = [
     "AttemptFinishedEvent",
     "Context",
+    "ContextDriver",
     "ObjectContext",
     "ObjectSharedContext",
     "Request",
-    "RunRetryPolicy",
     "WorkflowContext",
     "WorkflowSharedContext",
     "current_context",
@@ -55,48 +61,29 @@ __all__ = [
 T = TypeVar("T")
 
 
-def _seconds(value: float | timedelta, what: str) -> float:
-    if isinstance(value, timedelta):
-        return value.total_seconds()
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        return float(value)
-    raise TypeError(f"{what} must be seconds (int/float) or a timedelta, not {type(value).__name__}")
+class ContextDriver(Driver, Protocol):
+    """What a context needs of its invocation, beyond what futures need (the invocation driver)."""
 
+    @property
+    def input(self) -> InvocationInput:
+        """The invocation's input (id, headers, body, key, random seed)."""
+        ...
 
-class RunRetryPolicy:
-    """Retry policy of one ``run`` step; durations in seconds or ``timedelta``.
+    @property
+    def finished(self) -> Any:
+        """An event (``is_set()``, ``wait(timeout)``) set when the attempt ends."""
+        ...
 
-    When attempts or duration are exhausted, the step fails with a ``TerminalError`` carrying
-    the last error's message. With no policy, Restate's invocation retry policy applies.
-    """
-
-    __slots__ = ("initial_interval", "interval_factor", "max_attempts", "max_duration", "max_interval")
-
-    def __init__(
+    def register_run(
         self,
-        initial_interval: float | timedelta | None = None,
-        max_attempts: int | None = None,
-        interval_factor: float = 2.0,
-        max_interval: float | timedelta | None = None,
-        max_duration: float | timedelta | None = None,
+        handle: int,
+        fn: Callable[[], Any],
+        retry_policy: RetryPolicy | None,
+        background: bool,
+        serialize: Callable[[Any], bytes],
     ) -> None:
-        self.initial_interval = initial_interval
-        self.max_attempts = max_attempts
-        self.interval_factor = interval_factor
-        self.max_interval = max_interval
-        self.max_duration = max_duration
-
-    def _to_vm(self) -> RetryPolicy:
-        def ms(value: float | timedelta | None, what: str) -> int | None:
-            return None if value is None else round(_seconds(value, what) * 1000)
-
-        return RetryPolicy(
-            initial_interval_ms=ms(self.initial_interval, "initial_interval"),
-            factor=self.interval_factor,
-            max_interval_ms=ms(self.max_interval, "max_interval"),
-            max_attempts=self.max_attempts,
-            max_duration_ms=ms(self.max_duration, "max_duration"),
-        )
+        """Remember how to execute the run ``handle`` when the VM asks for it."""
+        ...
 
 
 class AttemptFinishedEvent:
@@ -141,40 +128,18 @@ class Request:
 class Context:
     """Context of a ``Service`` handler; the base of every context."""
 
-    __slots__ = ("__weakref__", "_attempt", "_closed", "_random", "_request", "_token")
+    __slots__ = ("__weakref__", "_driver", "_random", "_request")
 
-    def __init__(self, attempt: Attempt) -> None:
-        self._attempt = attempt
-        self._closed = False
-        invocation = attempt.input
+    def __init__(self, driver: ContextDriver) -> None:
+        self._driver = driver
+        invocation = driver.input
         self._random: _random.Random | None = None
         self._request = Request(
             invocation.invocation_id,
             dict(invocation.headers),
             invocation.input,
-            AttemptFinishedEvent(attempt.finished),
+            AttemptFinishedEvent(driver.finished),
         )
-        self._token = _current.set(self)
-
-    # ------------------------------------------------------------------ plumbing
-
-    def _attempt_for_call(self) -> Attempt:
-        attempt = self._attempt
-        if getcurrent() is not attempt.greenlet or attempt.in_run:
-            raise RuntimeError(
-                "Restate context used outside its handler greenlet (for example inside a run block, "
-                "or from a greenlet/thread the handler spawned); side effects must not call the context"
-            )
-        if self._closed:
-            raise RuntimeError("this Restate context belongs to an invocation that has already returned")
-        return attempt
-
-    def _close(self) -> None:
-        self._closed = True
-        try:
-            _current.reset(self._token)
-        except ValueError:  # reset from another context: nothing to restore
-            _current.set(None)
 
     # ------------------------------------------------------------------ invocation metadata
 
@@ -190,7 +155,7 @@ class Context:
     def random(self) -> _random.Random:
         """A deterministic PRNG seeded by the invocation; the same sequence on every replay."""
         if self._random is None:
-            self._random = _random.Random(self._attempt.input.random_seed)
+            self._random = _random.Random(self._driver.input.random_seed)
         return self._random
 
     def uuid(self) -> _uuid.UUID:
@@ -219,17 +184,17 @@ class Context:
         exception retries the step according to ``retry_policy``. With ``background=True`` the
         block runs in gevent's thread pool (for CPU-bound native code).
         """
-        attempt = self._attempt_for_call()
-        handle = attempt.vm.sys_run(name)
+        driver = self._driver
+        handle = driver.usable_vm().sys_run(name)
         bound: Callable[[], Any] = (lambda: fn(*args)) if args else fn
-        attempt.register_run(
+        driver.register_run(
             handle,
             bound,
-            retry_policy._to_vm() if retry_policy is not None else None,
+            retry_policy.to_vm() if retry_policy is not None else None,
             background,
             serde.serialize,
         )
-        return _Leaf(self, handle, _decoder(serde))
+        return HandleFuture(driver, handle, _decoder(serde))
 
     def run_sync(
         self,
@@ -245,11 +210,9 @@ class Context:
             name, fn, *args, serde=serde, retry_policy=retry_policy, background=background
         ).result()
 
-    def sleep(self, duration: float | timedelta, name: str = "") -> DurableFuture[None]:
+    def sleep(self, duration: Duration, name: str = "") -> DurableFuture[None]:
         """A durable timer; ``.result()`` returns once ``duration`` has passed."""
-        attempt = self._attempt_for_call()
-        wake_up = int(_time.time() * 1000) + round(_seconds(duration, "sleep duration") * 1000)
-        return _Leaf(self, attempt.vm.sys_sleep(wake_up, name), void_to_none)
+        return timer(self._driver, duration, "sleep duration", name)
 
     # ------------------------------------------------------------------ calls
 
@@ -286,11 +249,11 @@ class Context:
         input_serde: Serde[Any] | None,
         output_serde: Serde[Any] | None,
     ) -> DurableCallFuture[Any]:
-        attempt = self._attempt_for_call()
+        vm = self._driver.usable_vm()
         service_name, handler_name, in_serde, out_serde = self._target(
             service, handler, input_serde, output_serde
         )
-        invocation_id_handle, result_handle = attempt.vm.sys_call(
+        invocation_id_handle, result_handle = vm.sys_call(
             service_name,
             handler_name,
             in_serde.serialize(arg),
@@ -299,10 +262,10 @@ class Context:
             headers=list(headers.items()) if headers else (),
         )
         return DurableCallFuture(
-            self,
+            self._driver,
             result_handle,
             _decoder(out_serde),
-            _Leaf(self, invocation_id_handle, identity),
+            HandleFuture(self._driver, invocation_id_handle, identity),
         )
 
     def _send(
@@ -311,19 +274,19 @@ class Context:
         handler: Any,
         key: str,
         arg: Any,
-        delay: float | timedelta | None,
+        delay: Duration | None,
         idempotency_key: str | None,
         headers: Mapping[str, str] | None,
         input_serde: Serde[Any] | None,
     ) -> SendHandle:
-        attempt = self._attempt_for_call()
+        vm = self._driver.usable_vm()
         service_name, handler_name, in_serde, _ = self._target(service, handler, input_serde, None)
         invoke_time = 0
         if delay is not None:
-            delay_s = _seconds(delay, "delay")
-            if delay_s > 0:
-                invoke_time = int(_time.time() * 1000) + round(delay_s * 1000)
-        handle = attempt.vm.sys_send(
+            delay_ms = to_millis(delay, "delay")
+            if delay_ms > 0:
+                invoke_time = int(_time.time() * 1000) + delay_ms
+        handle = vm.sys_send(
             service_name,
             handler_name,
             in_serde.serialize(arg),
@@ -332,7 +295,7 @@ class Context:
             headers=list(headers.items()) if headers else (),
             invoke_time_ms=invoke_time,
         )
-        return SendHandle(self, _Leaf(self, handle, identity))
+        return SendHandle(self._driver, HandleFuture(self._driver, handle, identity))
 
     def service_call(
         self,
@@ -384,7 +347,7 @@ class Context:
         handler: Any,
         arg: Any = None,
         *,
-        delay: float | timedelta | None = None,
+        delay: Duration | None = None,
         idempotency_key: str | None = None,
         headers: Mapping[str, str] | None = None,
         input_serde: Serde[Any] | None = None,
@@ -399,7 +362,7 @@ class Context:
         key: str,
         arg: Any = None,
         *,
-        delay: float | timedelta | None = None,
+        delay: Duration | None = None,
         idempotency_key: str | None = None,
         headers: Mapping[str, str] | None = None,
         input_serde: Serde[Any] | None = None,
@@ -414,7 +377,7 @@ class Context:
         key: str,
         arg: Any = None,
         *,
-        delay: float | timedelta | None = None,
+        delay: Duration | None = None,
         idempotency_key: str | None = None,
         headers: Mapping[str, str] | None = None,
         input_serde: Serde[Any] | None = None,
@@ -424,21 +387,21 @@ class Context:
 
     def cancel_invocation(self, invocation_id: str) -> None:
         """Cancel another invocation."""
-        self._attempt_for_call().vm.sys_cancel_invocation(invocation_id)
+        self._driver.usable_vm().sys_cancel_invocation(invocation_id)
 
     # ------------------------------------------------------------------ awakeables
 
     def awakeable(self, serde: Serde[T] = DEFAULT_SERDE) -> tuple[str, DurableFuture[T]]:
         """An id an outside system can resolve, and the future of its payload."""
-        attempt = self._attempt_for_call()
-        awakeable_id, handle = attempt.vm.sys_awakeable()
-        return awakeable_id, _Leaf(self, handle, _decoder(serde))
+        vm = self._driver.usable_vm()
+        awakeable_id, handle = vm.sys_awakeable()
+        return awakeable_id, HandleFuture(self._driver, handle, _decoder(serde))
 
     def resolve_awakeable(self, awakeable_id: str, payload: Any, serde: Serde[Any] = DEFAULT_SERDE) -> None:
-        self._attempt_for_call().vm.sys_complete_awakeable(awakeable_id, serde.serialize(payload))
+        self._driver.usable_vm().sys_complete_awakeable(awakeable_id, serde.serialize(payload))
 
     def reject_awakeable(self, awakeable_id: str, message: str, code: int = 500) -> None:
-        self._attempt_for_call().vm.sys_complete_awakeable(awakeable_id, Failure(code, message))
+        self._driver.usable_vm().sys_complete_awakeable(awakeable_id, Failure(code, message))
 
     # ------------------------------------------------------------------ combinators
 
@@ -446,29 +409,29 @@ class Context:
         self, *futures: DurableFuture[Any]
     ) -> tuple[list[DurableFuture[Any]], list[DurableFuture[Any]]]:
         """Wait until at least one future is done; return ``(done, pending)`` in argument order."""
-        return wait_any(self, futures)
+        return wait_any(futures)
 
     # ------------------------------------------------------------------ signals, invocations
 
     def signal(self, name: str, serde: Serde[T] = DEFAULT_SERDE) -> DurableFuture[T]:
         """The future of the named signal ``name`` sent to this invocation (see ``resolve_signal``)."""
-        attempt = self._attempt_for_call()
-        return _Leaf(self, attempt.vm.sys_signal(name), _decoder(serde))
+        vm = self._driver.usable_vm()
+        return HandleFuture(self._driver, vm.sys_signal(name), _decoder(serde))
 
     def resolve_signal(
         self, invocation_id: str, name: str, payload: Any, serde: Serde[Any] = DEFAULT_SERDE
     ) -> None:
         """Resolve the named signal ``name`` of another invocation with ``payload``."""
-        self._attempt_for_call().vm.sys_complete_signal(invocation_id, name, serde.serialize(payload))
+        self._driver.usable_vm().sys_complete_signal(invocation_id, name, serde.serialize(payload))
 
     def reject_signal(self, invocation_id: str, name: str, message: str, code: int = 500) -> None:
         """Reject the named signal ``name`` of another invocation with a terminal error."""
-        self._attempt_for_call().vm.sys_complete_signal(invocation_id, name, Failure(code, message))
+        self._driver.usable_vm().sys_complete_signal(invocation_id, name, Failure(code, message))
 
     def attach_invocation(self, invocation_id: str, serde: Serde[T] = DEFAULT_SERDE) -> DurableFuture[T]:
         """Wait for another invocation to finish and get its result."""
-        attempt = self._attempt_for_call()
-        return _Leaf(self, attempt.vm.sys_attach_invocation(invocation_id), _decoder(serde))
+        vm = self._driver.usable_vm()
+        return HandleFuture(self._driver, vm.sys_attach_invocation(invocation_id), _decoder(serde))
 
 
 class ObjectSharedContext(Context):
@@ -479,23 +442,23 @@ class ObjectSharedContext(Context):
     @property
     def key(self) -> str:
         """The object's (or workflow's) key."""
-        return self._attempt.input.key
+        return self._driver.input.key
 
     def get(self, name: str, serde: Serde[T] = DEFAULT_SERDE) -> T | None:
         """The value of state entry ``name``, or ``None`` when absent."""
         return self.get_async(name, serde).result()
 
     def get_async(self, name: str, serde: Serde[T] = DEFAULT_SERDE) -> DurableFuture[T | None]:
-        attempt = self._attempt_for_call()
-        return _Leaf(self, attempt.vm.sys_get_state(name), _state_decoder(serde))
+        vm = self._driver.usable_vm()
+        return HandleFuture(self._driver, vm.sys_get_state(name), _state_decoder(serde))
 
     def state_keys(self) -> list[str]:
         """Names of all state entries."""
         return self.state_keys_async().result()
 
     def state_keys_async(self) -> DurableFuture[list[str]]:
-        attempt = self._attempt_for_call()
-        return _Leaf(self, attempt.vm.sys_get_state_keys(), identity)
+        vm = self._driver.usable_vm()
+        return HandleFuture(self._driver, vm.sys_get_state_keys(), identity)
 
     def __getattr__(self, name: str) -> Any:
         if name in ("set", "clear", "clear_all"):
@@ -513,15 +476,15 @@ class ObjectContext(ObjectSharedContext):
 
     def set(self, name: str, value: Any, serde: Serde[Any] = DEFAULT_SERDE) -> None:
         """Set state entry ``name``."""
-        self._attempt_for_call().vm.sys_set_state(name, serde.serialize(value))
+        self._driver.usable_vm().sys_set_state(name, serde.serialize(value))
 
     def clear(self, name: str) -> None:
         """Delete state entry ``name``."""
-        self._attempt_for_call().vm.sys_clear_state(name)
+        self._driver.usable_vm().sys_clear_state(name)
 
     def clear_all(self) -> None:
         """Delete every state entry."""
-        self._attempt_for_call().vm.sys_clear_all_state()
+        self._driver.usable_vm().sys_clear_all_state()
 
 
 class WorkflowSharedContext(ObjectSharedContext):
@@ -534,23 +497,27 @@ class WorkflowSharedContext(ObjectSharedContext):
         return self.promise_async(name, serde).result()
 
     def promise_async(self, name: str, serde: Serde[T] = DEFAULT_SERDE) -> DurableFuture[T]:
-        attempt = self._attempt_for_call()
-        return _Leaf(self, attempt.vm.sys_get_promise(name), _decoder(serde))
+        vm = self._driver.usable_vm()
+        return HandleFuture(self._driver, vm.sys_get_promise(name), _decoder(serde))
 
     def peek_promise(self, name: str, serde: Serde[T] = DEFAULT_SERDE) -> T | None:
         """The promise's value if it is resolved, else ``None``."""
-        attempt = self._attempt_for_call()
-        return _Leaf(self, attempt.vm.sys_peek_promise(name), _state_decoder(serde)).result()
+        vm = self._driver.usable_vm()
+        return HandleFuture(self._driver, vm.sys_peek_promise(name), _state_decoder(serde)).result()
 
     def resolve_promise(self, name: str, payload: Any, serde: Serde[Any] = DEFAULT_SERDE) -> None:
         """Resolve the durable promise ``name``; raises ``TerminalError`` if already completed."""
-        attempt = self._attempt_for_call()
-        _Leaf(self, attempt.vm.sys_complete_promise(name, serde.serialize(payload)), void_to_none).result()
+        vm = self._driver.usable_vm()
+        HandleFuture(
+            self._driver, vm.sys_complete_promise(name, serde.serialize(payload)), void_to_none
+        ).result()
 
     def reject_promise(self, name: str, message: str, code: int = 500) -> None:
         """Reject the durable promise ``name``."""
-        attempt = self._attempt_for_call()
-        _Leaf(self, attempt.vm.sys_complete_promise(name, Failure(code, message)), void_to_none).result()
+        vm = self._driver.usable_vm()
+        HandleFuture(
+            self._driver, vm.sys_complete_promise(name, Failure(code, message)), void_to_none
+        ).result()
 
 
 class WorkflowContext(WorkflowSharedContext, ObjectContext):

@@ -2,24 +2,28 @@
 
 Only fields that are set are written (restate-server rejects unknown keys and treats absent ones
 as "use the default"). Each option field needs the manifest version that introduced it
-(PROTOCOL.md §6.1); when the negotiated version is too old for a declared option,
+(docs/protocol.md, "Discovery manifest"); when the negotiated version is too old for a declared option,
 :func:`build_manifest` raises :class:`ManifestError` naming the option, and the endpoint answers
 500 with that message instead of silently dropping it.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from typing import Any
 
+from .durations import optional_millis
 from .protocol.vm import MAX_PROTOCOL_VERSION, MIN_PROTOCOL_VERSION
-from .service import HandlerDefinition, HandlerKind, Options, ServiceDefinition, duration_ms
+from .service import HandlerDefinition, HandlerKind, Options, ServiceDefinition
 
 __all__ = ["MANIFEST_CONTENT_TYPE", "ManifestError", "build_manifest", "negotiate_manifest_version"]
 
 MANIFEST_CONTENT_TYPE = "application/vnd.restate.endpointmanifest.v{}+json"
 SUPPORTED_MANIFEST_VERSIONS = (4, 3, 2)
 _MANIFEST_PREFIX = "application/vnd.restate.endpointmanifest.v"
+# a version number: ASCII digits only (str.isdigit also accepts "²"), and a handful of them
+_VERSION_NUMBER = re.compile(r"[0-9]{1,4}")
 _JSON = "application/json"
 
 # the manifest version that introduced each option field, and the Python option that sets it
@@ -71,7 +75,7 @@ def negotiate_manifest_version(accept: str | None) -> int | None:
         media = part.split(";", 1)[0].strip().lower()
         if media.startswith(_MANIFEST_PREFIX) and media.endswith("+json"):
             number = media[len(_MANIFEST_PREFIX) : -len("+json")]
-            if number.isdigit():
+            if _VERSION_NUMBER.fullmatch(number):
                 offered.add(int(number))
     for version in SUPPORTED_MANIFEST_VERSIONS:
         if version in offered:
@@ -91,7 +95,7 @@ def _option_fields(options: Options) -> dict[str, Any]:
         ("journal_retention", "journalRetention"),
         ("idempotency_retention", "idempotencyRetention"),
     ):
-        value = duration_ms(getattr(options, name), name)
+        value = optional_millis(getattr(options, name), name)
         if value is not None:
             out[key] = value
     if options.enable_lazy_state is not None:
@@ -101,9 +105,9 @@ def _option_fields(options: Options) -> dict[str, Any]:
     policy = options.invocation_retry_policy
     if policy is not None:
         if policy.initial_interval is not None:
-            out["retryPolicyInitialInterval"] = duration_ms(policy.initial_interval, "initial_interval")
+            out["retryPolicyInitialInterval"] = optional_millis(policy.initial_interval, "initial_interval")
         if policy.max_interval is not None:
-            out["retryPolicyMaxInterval"] = duration_ms(policy.max_interval, "max_interval")
+            out["retryPolicyMaxInterval"] = optional_millis(policy.max_interval, "max_interval")
         if policy.max_attempts is not None:
             out["retryPolicyMaxAttempts"] = policy.max_attempts
         if policy.exponentiation_factor is not None:
@@ -165,7 +169,7 @@ def _handler_manifest(service: ServiceDefinition, handler: HandlerDefinition, ve
     fields = _option_fields(handler.options)
     if "idempotencyRetention" in fields and handler.kind is HandlerKind.WORKFLOW:
         raise ManifestError(f"{where}: idempotency_retention is not allowed on a workflow's main handler")
-    retention = duration_ms(handler.workflow_completion_retention, "workflow_completion_retention")
+    retention = optional_millis(handler.workflow_completion_retention, "workflow_completion_retention")
     if retention is not None:
         if handler.kind is not HandlerKind.WORKFLOW:
             raise ManifestError(f"{where}: workflow_completion_retention is only allowed on @restate.main")

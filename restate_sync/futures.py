@@ -9,30 +9,51 @@ suspension waits on exactly the set of results that can still decide it.
 from __future__ import annotations
 
 import builtins
+import time
 from collections.abc import Callable, Sequence
-from datetime import timedelta
-from typing import TYPE_CHECKING, Any, Generic, TypeVar
+from typing import Any, Generic, Protocol, TypeVar
 
+from .durations import Duration, to_millis
 from .errors import TerminalError, TimeoutError
-from .protocol.vm import VOID, Combinator, CombinatorKind, Failure, FutureTree, Handle, Progress
-
-if TYPE_CHECKING:
-    from .context import Context
-    from .invocation import Attempt
+from .protocol.vm import VM, VOID, Combinator, CombinatorKind, Failure, FutureTree, Handle, Progress
 
 __all__ = [
+    "Driver",
     "DurableCallFuture",
     "DurableFuture",
+    "HandleFuture",
     "SendHandle",
     "all",
     "all_settled",
     "any",
     "race",
+    "timer",
 ]
 
 T = TypeVar("T")
 
 _PENDING: Any = object()
+
+
+class Driver(Protocol):
+    """What a future needs of the invocation it belongs to (implemented by the invocation driver).
+
+    ``vm`` is read without checks (polling a future never changes the journal); every operation
+    that records a command or blocks goes through :meth:`usable_vm`, which raises a clear
+    ``RuntimeError`` when called from the wrong greenlet, inside a ``run`` block, or after the
+    handler returned.
+    """
+
+    @property
+    def vm(self) -> VM: ...
+
+    def usable_vm(self) -> VM:
+        """The VM, after checking that the caller may use the invocation now."""
+        ...
+
+    def block_on(self, future: FutureTree) -> Progress:
+        """Park the handler greenlet until ``future`` can make progress (or is cancelled)."""
+        ...
 
 
 def cancelled_error() -> TerminalError:
@@ -50,10 +71,10 @@ class DurableFuture(Generic[T]):
     :class:`~restate_sync.TerminalError`.
     """
 
-    __slots__ = ("_ctx", "_error", "_value")
+    __slots__ = ("_driver", "_error", "_value")
 
-    def __init__(self, ctx: Context) -> None:
-        self._ctx = ctx
+    def __init__(self, driver: Driver) -> None:
+        self._driver = driver
         self._value: Any = _PENDING
         self._error: TerminalError | None = None
 
@@ -72,9 +93,10 @@ class DurableFuture(Generic[T]):
     def result(self) -> T:
         """Block until the result is available; return it or raise its terminal error."""
         if self._value is _PENDING and self._error is None:
-            attempt = self._ctx._attempt_for_call()
+            driver = self._driver
+            driver.usable_vm()
             while not self._poll():
-                _block(attempt, self._tree())
+                _block(driver, self._tree())
         if self._error is not None:
             raise self._error
         return self._value
@@ -91,9 +113,9 @@ class DurableFuture(Generic[T]):
             return exc
         return None
 
-    def or_timeout(self, timeout: float | timedelta) -> DurableFuture[T]:
+    def or_timeout(self, timeout: Duration) -> DurableFuture[T]:
         """This future, or ``restate.TimeoutError`` (408) if ``timeout`` passes first (durable timer)."""
-        return _Timeout(self._ctx, self, self._ctx.sleep(timeout))
+        return _Timeout(self._driver, self, timer(self._driver, timeout, "timeout"))
 
     @property
     def _settled(self) -> bool:
@@ -110,25 +132,25 @@ class DurableFuture(Generic[T]):
         return f"<{type(self).__name__} {state}>"
 
 
-def _block(attempt: Attempt, tree: FutureTree) -> None:
-    if attempt.block_on(tree) is Progress.CANCELLED:
+def _block(driver: Driver, tree: FutureTree) -> None:
+    if driver.block_on(tree) is Progress.CANCELLED:
         raise cancelled_error()
 
 
-class _Leaf(DurableFuture[T]):
+class HandleFuture(DurableFuture[T]):
     """A future over one notification handle."""
 
     __slots__ = ("_decode", "_handle")
 
-    def __init__(self, ctx: Context, handle: Handle, decode: Callable[[Any], T]) -> None:
-        super().__init__(ctx)
+    def __init__(self, driver: Driver, handle: Handle, decode: Callable[[Any], T]) -> None:
+        super().__init__(driver)
         self._handle = handle
         self._decode = decode
 
     def _poll(self) -> bool:
         if self._settled:
             return True
-        vm = self._ctx._attempt.vm
+        vm = self._driver.vm
         if not vm.is_completed(self._handle):
             return False
         raw = vm.take(self._handle)
@@ -148,15 +170,15 @@ class _Leaf(DurableFuture[T]):
         return f"<DurableFuture {self._handle!r} {'done' if self._settled else 'pending'}>"
 
 
-class DurableCallFuture(_Leaf[T]):
+class DurableCallFuture(HandleFuture[T]):
     """The result of a call to another handler, plus the callee's invocation id."""
 
     __slots__ = ("_invocation_id",)
 
     def __init__(
-        self, ctx: Context, handle: Handle, decode: Callable[[Any], T], invocation_id: DurableFuture[str]
+        self, driver: Driver, handle: Handle, decode: Callable[[Any], T], invocation_id: DurableFuture[str]
     ) -> None:
-        super().__init__(ctx, handle, decode)
+        super().__init__(driver, handle, decode)
         self._invocation_id = invocation_id
 
     @property
@@ -166,16 +188,16 @@ class DurableCallFuture(_Leaf[T]):
 
     def cancel(self) -> None:
         """Cancel the callee's invocation."""
-        self._ctx.cancel_invocation(self.invocation_id)
+        self._driver.usable_vm().sys_cancel_invocation(self.invocation_id)
 
 
 class SendHandle:
     """Handle of a one-way call."""
 
-    __slots__ = ("_ctx", "_invocation_id")
+    __slots__ = ("_driver", "_invocation_id")
 
-    def __init__(self, ctx: Context, invocation_id: DurableFuture[str]) -> None:
-        self._ctx = ctx
+    def __init__(self, driver: Driver, invocation_id: DurableFuture[str]) -> None:
+        self._driver = driver
         self._invocation_id = invocation_id
 
     @property
@@ -185,7 +207,7 @@ class SendHandle:
 
     def cancel(self) -> None:
         """Cancel the invocation this send started."""
-        self._ctx.cancel_invocation(self.invocation_id)
+        self._driver.usable_vm().sys_cancel_invocation(self.invocation_id)
 
 
 # ---------------------------------------------------------------------- combinators
@@ -197,8 +219,8 @@ class _Combinator(DurableFuture[T]):
     __slots__ = ("_children",)
     _kind: CombinatorKind
 
-    def __init__(self, ctx: Context, children: Sequence[DurableFuture[Any]]) -> None:
-        super().__init__(ctx)
+    def __init__(self, driver: Driver, children: Sequence[DurableFuture[Any]]) -> None:
+        super().__init__(driver)
         self._children = tuple(children)
 
     def _poll(self) -> bool:
@@ -288,8 +310,8 @@ class _Timeout(_Combinator[T]):
     __slots__ = ()
     _kind = CombinatorKind.FIRST_COMPLETED
 
-    def __init__(self, ctx: Context, future: DurableFuture[T], timer: DurableFuture[None]) -> None:
-        super().__init__(ctx, (future, timer))
+    def __init__(self, driver: Driver, future: DurableFuture[T], timer: DurableFuture[None]) -> None:
+        super().__init__(driver, (future, timer))
 
     def _decide(self) -> bool:
         future, timer = self._children
@@ -305,47 +327,55 @@ class _Timeout(_Combinator[T]):
         return False
 
 
-def _context_of(futures: Sequence[DurableFuture[Any]], what: str) -> Context:
+def _driver_of(futures: Sequence[DurableFuture[Any]], what: str) -> Driver:
     if not futures:
         raise ValueError(f"restate.{what}() needs at least one future")
     for future in futures:
         if not isinstance(future, DurableFuture):
             raise TypeError(f"restate.{what}() takes durable futures, got {future!r}")
-    ctx = futures[0]._ctx
-    if builtins.any(f._ctx is not ctx for f in futures):
+    driver = futures[0]._driver
+    if builtins.any(f._driver is not driver for f in futures):
         raise ValueError(f"restate.{what}() futures must belong to the same invocation")
-    return ctx
+    return driver
 
 
 def all(*futures: DurableFuture[Any]) -> DurableFuture[list[Any]]:
     """Every future's value (in argument order); raises the first terminal error."""
-    return _All(_context_of(futures, "all"), futures)
+    return _All(_driver_of(futures, "all"), futures)
 
 
 def any(*futures: DurableFuture[T]) -> DurableFuture[T]:
     """The first successful value; raises the last error only if every future failed."""
-    return _Any(_context_of(futures, "any"), futures)
+    return _Any(_driver_of(futures, "any"), futures)
 
 
 def race(*futures: DurableFuture[T]) -> DurableFuture[T]:
     """Settles like the first future to settle, success or failure."""
-    return _Race(_context_of(futures, "race"), futures)
+    return _Race(_driver_of(futures, "race"), futures)
 
 
 def all_settled(*futures: DurableFuture[Any]) -> DurableFuture[list[DurableFuture[Any]]]:
     """Waits for every future; returns them (all done) so each ``.result()``/``.exception()`` is ready."""
-    return _AllSettled(_context_of(futures, "all_settled"), futures)
+    return _AllSettled(_driver_of(futures, "all_settled"), futures)
 
 
 def wait_any(
-    ctx: Context, futures: Sequence[DurableFuture[Any]]
+    futures: Sequence[DurableFuture[Any]],
 ) -> tuple[list[DurableFuture[Any]], list[DurableFuture[Any]]]:
     """Block until at least one future is done; return ``(done, pending)`` in argument order."""
-    attempt = ctx._attempt_for_call()
-    race_: _Race[Any] = _Race(_context_of(futures, "wait_any"), futures)
+    driver = _driver_of(futures, "wait_any")
+    driver.usable_vm()
+    race_: _Race[Any] = _Race(driver, futures)
     while not race_._poll():
-        _block(attempt, race_._tree())
+        _block(driver, race_._tree())
     return [f for f in futures if f._settled], [f for f in futures if not f._settled]
+
+
+def timer(driver: Driver, duration: Duration, what: str, name: str = "") -> DurableFuture[None]:
+    """A durable timer of ``duration`` from now (``what`` names the duration in errors)."""
+    delay_ms = to_millis(duration, what)
+    vm = driver.usable_vm()
+    return HandleFuture(driver, vm.sys_sleep(int(time.time() * 1000) + delay_ms, name), void_to_none)
 
 
 def identity(raw: Any) -> Any:

@@ -87,6 +87,7 @@ class Attempt:
         ] = {}
         self.invocation_id = ""
         self.input: Any = None
+        self._returned = False  # the handler returned: its context may no longer be used
 
     # ------------------------------------------------------------------ input
 
@@ -119,6 +120,19 @@ class Attempt:
         data = self.vm.take_output()
         if data and not self._disconnected:
             self.sink.write(data)
+
+    # ------------------------------------------------------------------ what contexts and futures use
+
+    def usable_vm(self) -> VM:
+        """The VM, if the caller is this attempt's handler (not a run block, not after it returned)."""
+        if getcurrent() is not self.greenlet or self.in_run:
+            raise RuntimeError(
+                "Restate context used outside its handler greenlet (for example inside a run block, "
+                "or from a greenlet/thread the handler spawned); side effects must not call the context"
+            )
+        if self._returned:
+            raise RuntimeError("this Restate context belongs to an invocation that has already returned")
+        return self.vm
 
     # ------------------------------------------------------------------ awaiting
 
@@ -218,7 +232,7 @@ class Attempt:
             return
         policy = self._run_specs[outcome.handle][1]
         logger.warning(
-            "invocation %s: run %r failed: %r", self.invocation_id, vm_run_name(vm, outcome.handle), error
+            "invocation %s: run %r failed: %r", self.invocation_id, vm.run_name(outcome.handle), error
         )
         vm.propose_run_retryable_failure(
             outcome.handle,
@@ -257,6 +271,7 @@ class Attempt:
             self.invocation_id = invocation.invocation_id
             self.input = invocation
             ctx = self._context_factory(self)
+            token = _current_context.set(ctx)
             try:
                 if handler.takes_input:
                     try:
@@ -276,7 +291,8 @@ class Attempt:
                         f"cannot encode the output of {self.service.name}/{handler.name}: {exc}"
                     ) from exc
             finally:
-                ctx._close()
+                self._returned = True
+                _current_context.reset(token)
             vm.sys_write_output(payload)
             vm.sys_end()
         except SuspendedError:
@@ -343,11 +359,6 @@ def background_pool() -> ThreadPool:
             raise ValueError(f"RESTATE_BACKGROUND_POOL_SIZE must be at least 1, got {size}")
         _background_pool = ThreadPool(size)
     return _background_pool
-
-
-def vm_run_name(vm: VM, handle: int) -> str:
-    info = vm._runs.get(handle)
-    return info.name if info is not None else str(handle)
 
 
 def _terminal_cause(error: BaseException) -> TerminalError | None:

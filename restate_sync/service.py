@@ -23,16 +23,16 @@ in a ``Service``, a second ``@main`` and option combinations restate-server woul
 from __future__ import annotations
 
 import inspect
-import math
 import sys
 import types
 import typing
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields, replace
-from datetime import timedelta
 from enum import Enum
 from typing import Any, ClassVar, TypeVar
 
+from .durations import Duration, optional_millis
+from .retry import InvocationRetryPolicy
 from .serde import DEFAULT_SERDE, Serde, SerdeError
 from .typed import EmptySerde, MsgspecSerde, PydanticSerde, TypedJsonSerde, is_empty_type, serde_for
 
@@ -51,7 +51,6 @@ __all__ = [
 ]
 
 F = TypeVar("F", bound=Callable[..., Any])
-Duration = float | int | timedelta
 
 
 class ServiceKind(Enum):
@@ -64,73 +63,6 @@ class HandlerKind(Enum):
     EXCLUSIVE = "EXCLUSIVE"
     SHARED = "SHARED"
     WORKFLOW = "WORKFLOW"
-
-
-def duration_ms(value: Duration | None, option: str) -> int | None:
-    """Seconds (int/float) or ``timedelta`` → whole milliseconds; ``None`` stays unset, 0 is 0."""
-    if value is None:
-        return None
-    if isinstance(value, timedelta):
-        seconds = value.total_seconds()
-    elif isinstance(value, (int, float)) and not isinstance(value, bool):
-        seconds = float(value)
-    else:
-        raise TypeError(f"{option} must be seconds (int/float) or a timedelta, not {type(value).__name__}")
-    if not math.isfinite(seconds):
-        raise ValueError(f"{option} must be a finite duration, got {value!r}")
-    if seconds < 0:
-        raise ValueError(f"{option} must not be negative, got {value!r}")
-    return round(seconds * 1000)
-
-
-@dataclass(frozen=True)
-class InvocationRetryPolicy:
-    """How Restate retries a failing invocation (durations in seconds or ``timedelta``).
-
-    ``max_attempts`` counts every attempt including the first; ``on_max_attempts`` is ``"pause"``
-    (keep the invocation, resumable from the CLI/UI) or ``"kill"``. Needs restate-server ≥ 1.5
-    (discovery manifest v4).
-    """
-
-    initial_interval: Duration | None = None
-    max_interval: Duration | None = None
-    max_attempts: int | None = None
-    exponentiation_factor: float | None = None
-    on_max_attempts: str | None = None  # "pause" | "kill"
-
-    def __post_init__(self) -> None:
-        duration_ms(self.initial_interval, "initial_interval")
-        duration_ms(self.max_interval, "max_interval")
-        if self.max_attempts is not None and (
-            not isinstance(self.max_attempts, int)
-            or isinstance(self.max_attempts, bool)
-            or self.max_attempts < 1
-        ):
-            raise ValueError(f"max_attempts must be a positive int, got {self.max_attempts!r}")
-        factor = self.exponentiation_factor
-        if factor is not None and (
-            not isinstance(factor, (int, float))
-            or isinstance(factor, bool)
-            or not math.isfinite(factor)
-            or factor <= 0
-        ):
-            raise ValueError(f"exponentiation_factor must be a positive number, got {factor!r}")
-        if self.on_max_attempts is not None:
-            value = getattr(self.on_max_attempts, "value", self.on_max_attempts)  # accept enum members
-            if not isinstance(value, str) or value.lower() not in ("pause", "kill"):
-                raise ValueError(f"on_max_attempts must be 'pause' or 'kill', got {self.on_max_attempts!r}")
-            object.__setattr__(self, "on_max_attempts", value.lower())
-
-    @classmethod
-    def coerce(cls, value: InvocationRetryPolicy | Mapping[str, Any] | None) -> InvocationRetryPolicy | None:
-        if value is None or isinstance(value, InvocationRetryPolicy):
-            return value
-        if isinstance(value, Mapping):
-            unknown = set(value) - {f.name for f in fields(cls)}
-            if unknown:
-                raise TypeError(f"invocation_retry_policy got unknown key(s): {', '.join(sorted(unknown))}")
-            return cls(**value)
-        raise TypeError(f"invocation_retry_policy must be an InvocationRetryPolicy or a dict, not {value!r}")
 
 
 @dataclass(frozen=True)
@@ -155,7 +87,7 @@ class Options:
         if self.description is not None and not isinstance(self.description, str):
             raise TypeError(f"description must be a str, not {type(self.description).__name__}")
         for name in ("inactivity_timeout", "abort_timeout", "journal_retention", "idempotency_retention"):
-            duration_ms(getattr(self, name), name)
+            optional_millis(getattr(self, name), name)
         for name in ("ingress_private", "enable_lazy_state"):
             value = getattr(self, name)
             if value is not None and not isinstance(value, bool):
@@ -214,10 +146,6 @@ class HandlerDefinition:
     resolved: bool = field(default=False, repr=False, compare=False)
 
     @property
-    def is_shared(self) -> bool:
-        return self.kind is HandlerKind.SHARED
-
-    @property
     def has_input(self) -> bool:
         """Whether the handler reads a request body (``input: {}`` in the manifest when not)."""
         return self.takes_input and not _is_empty_serde(self.input_serde)
@@ -237,9 +165,6 @@ class ServiceDefinition:
     handlers: dict[str, HandlerDefinition]
     options: Options
     cls: type | None = None
-
-    def handler(self, name: str) -> HandlerDefinition | None:
-        return self.handlers.get(name)
 
 
 _MARK = "__restate_handler__"
@@ -349,7 +274,7 @@ def _decorate(
     if unknown:
         raise TypeError(f"@restate.{decorator} got unknown option(s): {', '.join(sorted(unknown))}")
     options = Options(**kwargs)
-    duration_ms(retention, "workflow_completion_retention")
+    optional_millis(retention, "workflow_completion_retention")
     class_namespace, enclosing = _caller_namespace(frame)
     del frame
 

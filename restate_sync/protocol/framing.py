@@ -12,12 +12,10 @@ from __future__ import annotations
 
 import struct
 
-__all__ = ["HEADER_SIZE", "MAX_MESSAGE_SIZE", "REQUESTED_ACK", "FrameDecoder", "FramingError", "encode_frame"]
+__all__ = ["HEADER_SIZE", "MAX_MESSAGE_SIZE", "FrameDecoder", "FramingError", "encode_frame"]
 
 _HEADER = struct.Struct(">HHI")
 HEADER_SIZE = _HEADER.size
-#: Flag bit the SDK sets on V7 run proposals to ask for a short acknowledgement.
-REQUESTED_ACK = 0x8000
 #: Upper bound on a single message; anything larger is treated as a corrupt stream.
 MAX_MESSAGE_SIZE = 1 << 30
 

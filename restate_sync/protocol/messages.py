@@ -1,6 +1,6 @@
 """Message type ids of the service protocol and the protobuf classes behind them.
 
-The ids are fixed by the protocol (see PROTOCOL.md §3.1): ``0x0000–0x03FF`` control messages,
+The ids are fixed by the protocol (docs/protocol.md, "Framing"): ``0x0000–0x03FF`` control messages,
 ``0x0400–0x7FFF`` commands, ``0x8000–0xFBFF`` notifications.
 """
 
@@ -11,10 +11,8 @@ from typing import Any
 from . import protocol_pb2 as pb
 
 __all__ = [
-    "COMMAND_TYPES",
     "MESSAGE_CLASSES",
     "MESSAGE_NAMES",
-    "NOTIFICATION_TYPES",
     "is_command",
     "is_notification",
     "pb",
@@ -109,8 +107,6 @@ MESSAGE_CLASSES: dict[int, Any] = {
 
 MESSAGE_TYPES: dict[Any, int] = {cls: type_id for type_id, cls in MESSAGE_CLASSES.items()}
 MESSAGE_NAMES: dict[int, str] = {type_id: cls.DESCRIPTOR.name for type_id, cls in MESSAGE_CLASSES.items()}
-COMMAND_TYPES = frozenset(t for t in MESSAGE_CLASSES if 0x0400 <= t <= 0x7FFF)
-NOTIFICATION_TYPES = frozenset(t for t in MESSAGE_CLASSES if 0x8000 <= t <= 0xFBFF)
 
 
 def is_command(message_type: int) -> bool:

@@ -156,7 +156,7 @@ class RetryPolicy:
     """
 
     initial_interval_ms: int | None = None
-    factor: float = 2.0
+    exponentiation_factor: float = 2.0
     max_interval_ms: int | None = None
     max_attempts: int | None = None
     max_duration_ms: int | None = None
@@ -173,7 +173,7 @@ class RetryPolicy:
     def next_delay_ms(self, attempt: int) -> int:
         """Delay before retry number ``attempt`` (1 = after the first failure)."""
         initial = 50 if self.initial_interval_ms is None else self.initial_interval_ms
-        delay = initial * (self.factor ** (attempt - 1))
+        delay = initial * (self.exponentiation_factor ** (attempt - 1))
         cap = 10_000 if self.max_interval_ms is None else self.max_interval_ms
         return int(min(delay, cap))
 
@@ -379,10 +379,6 @@ class VM:
         self._output = []
         return out[0] if len(out) == 1 else b"".join(out)
 
-    @property
-    def has_output(self) -> bool:
-        return bool(self._output)
-
     def _write(self, message_type: int, message: Any) -> None:
         self._output.append(encode_frame(message_type, message.SerializeToString()))
 
@@ -407,10 +403,6 @@ class VM:
     def failure(self) -> ProtocolError | None:
         """The protocol error that closed the VM, if any."""
         return self._failure
-
-    @property
-    def is_suspended(self) -> bool:
-        return self._suspended
 
     def _check_open(self) -> None:
         if self.phase is Phase.CLOSED:
@@ -690,6 +682,11 @@ class VM:
             message.value = result
         self._write(m.PROPOSE_RUN_COMPLETION, message)
 
+    def run_name(self, handle: int) -> str:
+        """The name the handler gave the run ``handle`` (its handle number if unknown)."""
+        info = self._runs.get(handle)
+        return info.name if info is not None else str(handle)
+
     def propose_run_retryable_failure(
         self,
         handle: int,
@@ -891,10 +888,6 @@ class VM:
         """Remove and return the result of a completed handle."""
         return self._ready.pop(handle)
 
-    def peek(self, handle: Handle) -> Result:
-        """Return the result of a completed handle without consuming it."""
-        return self._ready[handle]
-
     def do_progress(self, future: FutureTree) -> Progress:
         """Advance an await on ``future``; see :class:`Progress` for what to do next.
 
@@ -999,10 +992,6 @@ class VM:
 
 
 # ---------------------------------------------------------------------- future trees
-
-
-def _is_failure(result: Result) -> bool:
-    return isinstance(result, Failure)
 
 
 def _settled(tree: FutureTree, ready: dict[Handle, Result]) -> bool | None:

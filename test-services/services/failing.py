@@ -71,7 +71,7 @@ class Failing(restate.VirtualObject):
             raise ValueError(f"Failed at attempt: {current}")
 
         policy = restate.RunRetryPolicy(
-            initial_interval=_RUN_RETRY_INTERVAL, interval_factor=1.0, max_attempts=minimum_attempts + 1
+            initial_interval=_RUN_RETRY_INTERVAL, exponentiation_factor=1.0, max_attempts=minimum_attempts + 1
         )
         return ctx.run_sync("failing_side_effect", attempt, retry_policy=policy)
 
@@ -85,7 +85,7 @@ class Failing(restate.VirtualObject):
             raise ValueError(f"Failed at attempt: {current}")
 
         policy = restate.RunRetryPolicy(
-            initial_interval=_RUN_RETRY_INTERVAL, interval_factor=1.0, max_attempts=max_attempts
+            initial_interval=_RUN_RETRY_INTERVAL, exponentiation_factor=1.0, max_attempts=max_attempts
         )
         try:
             ctx.run_sync("failing_side_effect", attempt, retry_policy=policy)

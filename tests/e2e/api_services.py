@@ -261,7 +261,7 @@ class Runs(restate.Service):
             count(key)
             raise ConnectionError("still down")
 
-        policy = restate.RunRetryPolicy(initial_interval=0.01, max_attempts=3, interval_factor=1.0)
+        policy = restate.RunRetryPolicy(initial_interval=0.01, max_attempts=3, exponentiation_factor=1.0)
         try:
             ctx.run_sync("flaky", always_fails, retry_policy=policy)
         except restate.TerminalError as exc:

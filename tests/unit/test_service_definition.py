@@ -10,8 +10,10 @@ from typing import Annotated, Any, Optional, TypedDict
 import pytest
 
 import restate_sync as restate
+from restate_sync.durations import optional_millis as duration_ms
+from restate_sync.retry import InvocationRetryPolicy
 from restate_sync.serde import DEFAULT_SERDE, BytesSerde, JsonSerde, SerdeError
-from restate_sync.service import HandlerKind, InvocationRetryPolicy, Options, ServiceKind, duration_ms
+from restate_sync.service import HandlerKind, Options, ServiceKind
 from restate_sync.typed import EmptySerde, MsgspecSerde, PydanticSerde, RawBytesSerde, TypedJsonSerde
 
 pydantic = pytest.importorskip("pydantic")

@@ -1,4 +1,4 @@
-"""The sans-I/O VM fed real protocol bytes (scenarios from PROTOCOL.md §8)."""
+"""The sans-I/O VM fed real protocol bytes (the scenarios of the shared core's own tests, restatedev/sdk-shared-core src/tests)."""
 
 import pytest
 
@@ -447,7 +447,7 @@ def test_retryable_run_failure_with_policy_sets_next_retry_delay():
         handle,
         "boom",
         stacktrace="tb",
-        policy=RetryPolicy(initial_interval_ms=1000, factor=1.0, max_attempts=2),
+        policy=RetryPolicy(initial_interval_ms=1000, exponentiation_factor=1.0, max_attempts=2),
     )
     err = written(vm)[-1]
     assert type(err).__name__ == "ErrorMessage"
@@ -491,7 +491,9 @@ def test_retry_info_resets_after_a_new_command():
     vm.propose_run_retryable_failure(
         handle,
         "e",
-        policy=RetryPolicy(initial_interval_ms=1000, factor=1.0, max_attempts=2, max_duration_ms=100),
+        policy=RetryPolicy(
+            initial_interval_ms=1000, exponentiation_factor=1.0, max_attempts=2, max_duration_ms=100
+        ),
         attempt_duration_ms=99,
     )
     err = written(vm)[-1]
@@ -631,7 +633,7 @@ def test_peek_and_complete_promise():
     assert out[1].completion_value.content == b"x"
 
 
-# ---------------------------------------------------------------- more edge cases from PROTOCOL.md §8
+# ---------------------------------------------------------------- more edge cases from the shared core's tests
 
 
 def test_v7_start_fields_are_ignored_on_v6():
