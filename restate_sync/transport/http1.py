@@ -196,7 +196,8 @@ class Http1Connection:
         self._reader: Any = None  # reads the accepted request's body, then watches the peer
         self._early: list[bytes] = []  # read after the body by the reader, not yet given to h11
         self._body: BodyFeed | None = None
-        self._too_large: BodyTooLarge | None = None
+        # what the reader found wrong with the body: (status, text) to answer if nothing was sent
+        self._body_error: tuple[int, bytes] | None = None
         self._send_lock = Semaphore()
 
     @property
@@ -337,7 +338,8 @@ class Http1Connection:
                     raise h11.RemoteProtocolError("peer closed the connection inside the request body")
                 self.conn.receive_data(self._recv(self.limits.body_timeout, "body_timeout"))
         except BodyTooLarge as exc:
-            self._too_large = exc
+            status, _headers, text = too_large(exc.limit)
+            self._body_error = (status, text)
             _peer_log.warning(
                 "http1-too-large",
                 "HTTP/1.1 request %s from %s cut off: %s",
@@ -360,6 +362,8 @@ class Http1Connection:
                 _peer_log.warning(
                     "http1-bad-body", "HTTP/1.1 request body from %s abandoned: %s", self.peer, exc
                 )
+                status = 408 if isinstance(exc, _Timeout) else 400
+                self._body_error = (status, f"request body abandoned: {exc}\n".encode())
             exchange._broken()
             return
         exchange._send_head()
@@ -476,11 +480,10 @@ class Http1Connection:
                 exchange.respond(500, headers, message)
         finally:
             self._stop_reader()
-        too_large_body, self._too_large = self._too_large, None
-        if too_large_body is not None:
-            if exchange._head is not None:  # the response had not started: a clean 413
-                status, _headers, body = too_large(too_large_body.limit)
-                self._send_error(status, body)
+        body_error, self._body_error = self._body_error, None
+        if body_error is not None:
+            if exchange._head is not None:  # the response had not started: answer the error
+                self._send_error(*body_error)
             return False
         if exchange.complete:
             return True
