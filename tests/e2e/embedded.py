@@ -57,6 +57,18 @@ class Embedded(restate.Service):
         return ctx.run_sync("round-trip", call)
 
     @restate.handler
+    def gated(ctx: restate.Context, address: list[Any]) -> int:
+        """A ``run`` step waiting on a round trip to ``(host, port)``; returns the serving pid."""
+
+        def wait() -> int:
+            with socket.create_connection((address[0], address[1]), timeout=120) as sock:
+                sock.sendall(b"let me through\n")
+                sock.recv(64)
+            return os.getpid()
+
+        return ctx.run_sync("gate", wait)
+
+    @restate.handler
     def slow(ctx: restate.Context, seconds: float) -> int:
         """A ``run`` step that takes ``seconds`` (``time.sleep``, patched); returns the serving pid."""
 
@@ -80,6 +92,7 @@ class Counter(restate.VirtualObject):
 
 
 endpoint = restate.endpoint(Embedded, Counter)
+app = endpoint.app
 
 
 def _ping_app(environ: dict[str, Any], start_response: Any) -> list[bytes]:

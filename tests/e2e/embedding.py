@@ -62,19 +62,27 @@ class Served:
         patched: bool = True,
         workers: int = 1,
         graceful_timeout: float = 10,
+        app: str = APP,
+        port: int | None = None,
     ) -> None:
         self.mode = mode
         self.http1, prefix = MODES[mode]
-        self.port = free_port()
+        self.port = port or free_port()
         self.side_port = free_port()
         self.url = f"http://127.0.0.1:{self.port}{prefix}"
         env = None
         if mode == "gunicorn-wsgi":
             worker = "gevent" if patched else "tests.e2e.embedded.UnpatchedGeventWorker"
-            cmd = gunicorn_command(worker, self.port, workers=workers, graceful_timeout=graceful_timeout)
+            cmd = gunicorn_command(
+                worker, self.port, workers=workers, graceful_timeout=graceful_timeout, app=app
+            )
         elif mode == "gunicorn-h2":
             cmd = gunicorn_command(
-                "restate_sync.gunicorn.Worker", self.port, workers=workers, graceful_timeout=graceful_timeout
+                "restate_sync.gunicorn.Worker",
+                self.port,
+                workers=workers,
+                graceful_timeout=graceful_timeout,
+                app=app,
             )
             if not patched:
                 env = {"RESTATE_SYNC_NO_PATCH": "1"}
@@ -140,9 +148,9 @@ class DelayedEcho:
                 started = time.monotonic()
                 self.rfile.readline()
                 time.sleep(owner.delay)
-                self.wfile.write(b"pong\n")
-                with owner._lock:
+                with owner._lock:  # ended before the answer lets the client go on to the next one
                     owner.intervals.append((started, time.monotonic()))
+                self.wfile.write(b"pong\n")
 
         self._server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), Handler)
         self._server.daemon_threads = True
@@ -183,3 +191,41 @@ def call_concurrently(
         started = time.monotonic()
         results = list(pool.map(lambda _: client.call("Embedded", handler, argument), range(count)))
         return results, time.monotonic() - started
+
+
+class Gate:
+    """A threaded TCP server on loopback that holds every connection until :meth:`open` is called.
+
+    A ``run`` step that does a round trip to it (``Embedded/gated``) is in flight until then.
+    """
+
+    def __init__(self) -> None:
+        self.arrived = 0
+        self._opened = threading.Event()
+        self._lock = threading.Lock()
+        owner = self
+
+        class Handler(socketserver.StreamRequestHandler):
+            def handle(self) -> None:
+                self.rfile.readline()
+                with owner._lock:
+                    owner.arrived += 1
+                owner._opened.wait(120)
+                self.wfile.write(b"open\n")
+
+        self._server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), Handler)
+        self._server.daemon_threads = True
+        self.address = self._server.server_address[:2]
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    def open(self) -> None:
+        self._opened.set()
+
+    def __enter__(self) -> Gate:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._opened.set()
+        self._server.shutdown()
+        self._server.server_close()
