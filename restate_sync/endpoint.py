@@ -31,6 +31,7 @@ from .exchange import SERVER_HEADER, Exchange
 from .invocation import Attempt
 from .protocol.vm import MAX_PROTOCOL_VERSION, MIN_PROTOCOL_VERSION, VM
 from .service import HandlerDefinition, HandlerKind, ServiceDefinition, ServiceKind, service_definition
+from .transport._logging import RateLimitedLog, truncate
 
 if TYPE_CHECKING:  # the transports are imported when first used
     from .transport.serving import EndpointServer, ThreadedEndpointServer
@@ -39,6 +40,8 @@ if TYPE_CHECKING:  # the transports are imported when first used
 __all__ = ["Endpoint", "endpoint"]
 
 logger = logging.getLogger("restate_sync.endpoint")
+# what a client can trigger at will (unrouted paths, refused requests): truncated and rate-limited
+_request_log = RateLimitedLog(logger, burst=10, interval=60.0)
 
 _INVOCATION_PREFIX = "application/vnd.restate.invocation.v"
 # ASCII digits only (str.isdigit also accepts "²"), and a handful of them
@@ -199,8 +202,12 @@ class Endpoint:
             try:
                 self._verifier.verify(path, exchange.headers)
             except IdentityError as exc:
-                logger.warning(
-                    "rejected %s %s: request identity check failed: %s", exchange.method, path, exc
+                _request_log.warning(
+                    "identity",
+                    "rejected %s %s: request identity check failed: %s",
+                    exchange.method,
+                    truncate(path),
+                    exc,
                 )
                 self._plain(exchange, 401, f"request identity verification failed: {exc}")
                 return
@@ -214,7 +221,7 @@ class Endpoint:
         elif segments[-1] == "health":
             exchange.respond(200, [("content-type", "application/json"), SERVER_HEADER], b'{"status":"ok"}')
         else:
-            logger.warning("no route for %s %s", exchange.method, path)
+            _request_log.warning("no-route", "no route for %s %s", exchange.method, truncate(path))
             self._plain(exchange, 404, f"no route for {path}")
 
     def _plain(self, exchange: Exchange, status: int, message: str) -> None:
@@ -225,8 +232,10 @@ class Endpoint:
     def _discover(self, exchange: Exchange) -> None:
         version = negotiate_manifest_version(exchange.headers.get("accept"))
         if version is None:
-            logger.warning(
-                "discovery: no supported manifest version in Accept: %r", exchange.headers.get("accept")
+            _request_log.warning(
+                "discovery-version",
+                "discovery: no supported manifest version in Accept: %r",
+                truncate(exchange.headers.get("accept") or ""),
             )
             self._plain(
                 exchange,
@@ -262,7 +271,13 @@ class Endpoint:
                     f"content type {content_type!r} is not a Restate invocation; invoke handlers "
                     "through restate-server"
                 )
-            logger.warning("invoke %s/%s: %s", service_name, handler_name, message)
+            _request_log.warning(
+                "invoke-content-type",
+                "invoke %s/%s: %s",
+                truncate(service_name),
+                truncate(handler_name),
+                message,
+            )
             self._plain(exchange, 415, message)
             return
         service = self._services.get(service_name)
@@ -271,7 +286,7 @@ class Endpoint:
             what = (
                 f"service {service_name!r}" if service is None else f"handler {service_name}/{handler_name}"
             )
-            logger.warning("invoke: unknown %s", what)
+            _request_log.warning("invoke-unknown", "invoke: unknown %s", truncate(what))
             self._plain(exchange, 404, f"unknown {what}; known services: {', '.join(sorted(self._services))}")
             return
         exchange.respond(200, [("content-type", content_type), SERVER_HEADER])
