@@ -12,11 +12,14 @@ exchange began and ended).
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import pytest
 
-from .embedding import MODES, DelayedEcho, call_concurrently, served_and_registered
+from restate_sync.restate_server.processes import LoggedProcess, free_port
+
+from .embedding import MODES, ROOT, DelayedEcho, call_concurrently, served_and_registered
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(240)]
 
@@ -58,3 +61,17 @@ def test_blocking_io_in_run_steps_is_concurrent_only_when_patched(
         assert took >= COUNT * DELAY, f"{mode}, unpatched: {took:.2f}s, not serialized"
         log = served.log()
         assert log.count(WARNING) == 1, log[-3000:]
+
+
+@pytest.mark.parametrize("no_patch", [False, True], ids=["patched", "no-patch"])
+def test_restate_sync_serve_patches_unless_told_not_to(no_patch: bool, tmp_path: Path) -> None:
+    port = free_port()
+    cmd = [sys.executable, "-m", "restate_sync.cli", "serve", "examples/greeter.py:endpoint"]
+    cmd += ["--bind", f"127.0.0.1:{port}"] + (["--no-patch"] if no_patch else [])
+    process = LoggedProcess(cmd, tmp_path / "serve.log", cwd=ROOT, name="restate-sync serve")
+    process.start()
+    try:
+        process.wait_listening(port, timeout=30)
+    finally:
+        process.stop()
+    assert (WARNING in process.log_path.read_text()) is no_patch
