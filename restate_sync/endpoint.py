@@ -110,16 +110,24 @@ class Endpoint:
 
     # ------------------------------------------------------------------ serving
 
-    def serve(self, bind: str = "127.0.0.1:9080", *, grace: float = 10.0) -> None:
+    def serve(
+        self,
+        bind: str = "127.0.0.1:9080",
+        *,
+        grace: float = 10.0,
+        limits: Any = None,
+        http1_limits: Any = None,
+    ) -> None:
         """Serve h2c and HTTP/1.1 on ``host:port`` until SIGTERM/SIGINT, as a dedicated process.
 
         ``start`` + signal handlers + ``join``: SIGTERM/SIGINT stop accepting and give the
         invocations in flight ``grace`` seconds. Also tunes the process for serving (garbage
         collector thresholds, greenlet tree tracking off); ``start`` changes nothing of the kind.
+        ``limits``/``http1_limits`` as for :meth:`start`.
         """
         from .transport.serving import serve
 
-        serve(self, bind, grace=grace)
+        serve(self, bind, grace=grace, **_limits(limits, http1_limits))
 
     def start(
         self,

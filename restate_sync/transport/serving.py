@@ -277,10 +277,13 @@ class ThreadedEndpointServer:
         self.stop()
 
 
-def _serve_until_signalled(endpoint: Any, listener: Any, grace: float) -> None:
+def _serve_until_signalled(
+    endpoint: Any, listener: Any, grace: float, limits: H2Limits, http1_limits: Http1Limits
+) -> None:
     tune_process()
     warn_if_unpatched("serve")
-    server = EndpointServer(endpoint.handle, listener=listener).start()
+    server = EndpointServer(endpoint.handle, listener=listener, limits=limits, http1_limits=http1_limits)
+    server.start()
 
     def stop() -> None:
         logger.info("stopping: no new connections; in-flight invocations get %gs", grace)
@@ -295,12 +298,25 @@ def _serve_until_signalled(endpoint: Any, listener: Any, grace: float) -> None:
     server.join()
 
 
-def serve(endpoint: Any, bind: str, grace: float = DEFAULT_GRACE) -> None:
-    """Serve ``endpoint`` on ``bind`` in this process until SIGTERM/SIGINT."""
-    _serve_until_signalled(endpoint, parse_bind(bind), grace)
+def serve(
+    endpoint: Any,
+    bind: str,
+    grace: float = DEFAULT_GRACE,
+    limits: H2Limits = DEFAULT_LIMITS,
+    http1_limits: Http1Limits = DEFAULT_HTTP1_LIMITS,
+) -> None:
+    """Serve ``endpoint`` on ``bind`` in this process until SIGTERM/SIGINT (limits: docs/limits.md)."""
+    _serve_until_signalled(endpoint, parse_bind(bind), grace, limits, http1_limits)
 
 
-def serve_workers(endpoint: Any, bind: str, workers: int, grace: float = DEFAULT_GRACE) -> int:
+def serve_workers(
+    endpoint: Any,
+    bind: str,
+    workers: int,
+    grace: float = DEFAULT_GRACE,
+    limits: H2Limits = DEFAULT_LIMITS,
+    http1_limits: Http1Limits = DEFAULT_HTTP1_LIMITS,
+) -> int:
     """Pre-fork ``workers`` processes that accept on one shared socket; returns an exit code.
 
     The parent only supervises: a worker that dies unexpectedly is replaced; SIGTERM/SIGINT are
@@ -317,7 +333,7 @@ def serve_workers(endpoint: Any, bind: str, workers: int, grace: float = DEFAULT
         if pid == 0:
             code = 0
             try:
-                _serve_until_signalled(endpoint, listener, grace)
+                _serve_until_signalled(endpoint, listener, grace, limits, http1_limits)
             except BaseException:
                 logger.exception("worker %d crashed", slot)
                 code = 1
