@@ -123,10 +123,20 @@ class Served:
         self.stop()
 
 
+def server_env(always_suspend: bool) -> dict[str, str]:
+    """restate-server's environment for ``pytest --always-suspend``: every await suspends."""
+    return {"RESTATE_WORKER__INVOKER__INACTIVITY_TIMEOUT": "0s"} if always_suspend else {}
+
+
 @contextmanager
-def served_and_registered(mode: str, log_dir: Path, **kwargs: Any) -> Iterator[tuple[Served, IngressClient]]:
+def served_and_registered(
+    mode: str, log_dir: Path, *, always_suspend: bool = False, **kwargs: Any
+) -> Iterator[tuple[Served, IngressClient]]:
     """A fresh restate-server and the endpoint in ``mode``, registered with it."""
-    with RestateServer(partitions=2) as server, Served(mode, log_dir, **kwargs) as served:
+    with (
+        RestateServer(partitions=2, env=server_env(always_suspend)) as server,
+        Served(mode, log_dir, **kwargs) as served,
+    ):
         served.register(server)
         yield served, IngressClient(server.ingress_url, timeout=120)
 

@@ -13,7 +13,7 @@ from restate_sync.client import AdminClient, IngressClient
 from restate_sync.restate_server import RestateServer
 
 from ..waiting import wait_until
-from .embedding import Gate, Served, served_and_registered
+from .embedding import Gate, Served, served_and_registered, server_env
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(240)]
 
@@ -28,8 +28,10 @@ def exited(log: str) -> list[int]:
     return [int(pid) for pid in re.findall(r"Worker exiting \(pid: (\d+)\)", log)]
 
 
-def test_endpoint_app_under_gunicorn_gevent(tmp_path: Path) -> None:
-    with served_and_registered("gunicorn-wsgi", tmp_path, app="tests.e2e.embedded:app", workers=2) as (
+def test_endpoint_app_under_gunicorn_gevent(tmp_path: Path, always_suspend: bool) -> None:
+    with served_and_registered(
+        "gunicorn-wsgi", tmp_path, always_suspend=always_suspend, app="tests.e2e.embedded:app", workers=2
+    ) as (
         served,
         client,
     ):
@@ -39,8 +41,11 @@ def test_endpoint_app_under_gunicorn_gevent(tmp_path: Path) -> None:
         assert set(booted(served.log())) >= {client.call("Embedded", "pid")}
 
 
-def test_the_worker_serves_bidirectional_streaming(tmp_path: Path) -> None:
-    with RestateServer(partitions=2) as server, Served("gunicorn-h2", tmp_path, workers=2) as served:
+def test_the_worker_serves_bidirectional_streaming(tmp_path: Path, always_suspend: bool) -> None:
+    with (
+        RestateServer(partitions=2, env=server_env(always_suspend)) as server,
+        Served("gunicorn-h2", tmp_path, workers=2) as served,
+    ):
         served.register(server)
         (deployment,) = AdminClient(server.admin_url).deployments()
         assert deployment["protocol_type"] == "BidiStream", deployment
@@ -51,10 +56,10 @@ def test_the_worker_serves_bidirectional_streaming(tmp_path: Path) -> None:
         assert "max_requests" not in served.log()
 
 
-def test_the_worker_is_ignoring_max_requests(tmp_path: Path) -> None:
+def test_the_worker_is_ignoring_max_requests(tmp_path: Path, always_suspend: bool) -> None:
     served = Served("gunicorn-h2", tmp_path)
     served.process.cmd[-1:-1] = ["--max-requests", "3"]
-    with RestateServer(partitions=1) as server, served:
+    with RestateServer(partitions=1, env=server_env(always_suspend)) as server, served:
         served.register(server)
         client = IngressClient(server.ingress_url)
         pids = {client.call("Embedded", "pid") for _ in range(10)}
@@ -62,9 +67,9 @@ def test_the_worker_is_ignoring_max_requests(tmp_path: Path) -> None:
         assert "max_requests=3 is ignored" in served.log()
 
 
-def test_sighup_reload_and_sigterm_with_invocations_in_flight(tmp_path: Path) -> None:
+def test_sighup_reload_and_sigterm_with_invocations_in_flight(tmp_path: Path, always_suspend: bool) -> None:
     """Reload and shutdown wait for the invocations in flight; none is cut off, none is lost."""
-    with RestateServer(partitions=2) as server, Gate() as gate:
+    with RestateServer(partitions=2, env=server_env(always_suspend)) as server, Gate() as gate:
         served = Served("gunicorn-h2", tmp_path, workers=2, graceful_timeout=60).start()
         try:
             served.register(server)

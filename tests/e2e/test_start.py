@@ -17,7 +17,7 @@ import restate_sync as restate
 from restate_sync.client import AdminClient, IngressClient
 from restate_sync.restate_server import RestateServer
 
-from .embedding import Served
+from .embedding import Served, server_env
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(120)]
 
@@ -37,8 +37,11 @@ class Tally(restate.VirtualObject):
         return total
 
 
-def test_start_next_to_another_gevent_server_in_one_process(tmp_path: Path) -> None:
-    with RestateServer(partitions=2) as server, Served("start", tmp_path) as served:
+def test_start_next_to_another_gevent_server_in_one_process(tmp_path: Path, always_suspend: bool) -> None:
+    with (
+        RestateServer(partitions=2, env=server_env(always_suspend)) as server,
+        Served("start", tmp_path) as served,
+    ):
         served.register(server)
         (deployment,) = AdminClient(server.admin_url).deployments()
         assert deployment["protocol_type"] == "BidiStream", deployment
@@ -101,11 +104,11 @@ def test_start_needs_exactly_one_of_bind_and_listener() -> None:
         endpoint.start(bind="127.0.0.1:0", listener=("127.0.0.1", 0))
 
 
-def test_start_in_thread_serves_an_application_without_gevent() -> None:
+def test_start_in_thread_serves_an_application_without_gevent(always_suspend: bool) -> None:
     endpoint = restate.endpoint(Napper, Tally)
     with (
         endpoint.start_in_thread(bind="127.0.0.1:0") as server,
-        RestateServer(partitions=2) as restate_server,
+        RestateServer(partitions=2, env=server_env(always_suspend)) as restate_server,
     ):
         restate_server.register_deployment(server.url)
         client = IngressClient(restate_server.ingress_url, timeout=60)

@@ -269,16 +269,16 @@ def test_both_content_length_and_transfer_encoding_is_400_without_reading_the_bo
 # ---------------------------------------------------------------------------- through restate-server
 
 
-def test_pywsgi_serves_endpoint_app_to_restate_server(tmp_path: Path) -> None:
-    with served_and_registered("pywsgi", tmp_path) as (_served, client):
+def test_pywsgi_serves_endpoint_app_to_restate_server(tmp_path: Path, always_suspend: bool) -> None:
+    with served_and_registered("pywsgi", tmp_path, always_suspend=always_suspend) as (_served, client):
         assert client.call("Embedded", "greet", "pywsgi") == "HELLO, PYWSGI!"
         key = uuid.uuid4().hex
         assert client.call("Counter", "add", 1, key=key) == 1
         assert client.call("Counter", "add", 1, key=key) == 2
 
 
-def test_flask_routes_and_restate_handlers_share_one_port(tmp_path: Path) -> None:
-    with served_and_registered("flask", tmp_path) as (served, client):
+def test_flask_routes_and_restate_handlers_share_one_port(tmp_path: Path, always_suspend: bool) -> None:
+    with served_and_registered("flask", tmp_path, always_suspend=always_suspend) as (served, client):
         assert served.url.endswith("/restate")
         assert client.call("Embedded", "greet", "flask") == "HELLO, FLASK!"
         status, _, _, body = exchange(("127.0.0.1", served.port), "GET", "/ping")
