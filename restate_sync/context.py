@@ -27,11 +27,22 @@ handler's declared input and output types, and type checkers infer the result ty
 from __future__ import annotations
 
 import builtins
-import random as _random
+import random as _rnd
 import time as _time
 import uuid as _uuid
 from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Any, NoReturn, Protocol, TypedDict, TypeVar, Unpack, overload
+from typing import (
+    TYPE_CHECKING,
+    Any,
+    NoReturn,
+    Protocol,
+    TypedDict,
+    TypeVar,
+    cast,
+    Unpack,
+    overload,
+    runtime_checkable,
+)
 
 from ._current import current as _current
 from .durations import Duration, to_millis
@@ -71,6 +82,7 @@ __all__ = [
     "SendOptions",
     "WorkflowContext",
     "WorkflowSharedContext",
+    "context_factory",
     "current_context",
     "current_object_context",
     "current_shared_context",
@@ -191,26 +203,48 @@ def _unavailable(ctx: Context, name: str) -> NoReturn:
     raise AttributeError(f"{builtins.type(ctx).__name__!r} object has no attribute {name!r}")
 
 
-class Context:
+class _Unavailable:
+    """Stands (at run time only) for an operation the context's handler kind does not have:
+    reading it raises :class:`UnavailableOperationError` with a message saying where it is."""
+
+    __slots__ = ("name",)
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def __get__(self, ctx: Any, owner: Any = None) -> Any:
+        if ctx is None:
+            return self
+        _unavailable(ctx, self.name)
+
+
+# The public context classes are protocols (with their implementation), so that a type checker
+# accepts them as the first parameter of a handler in a class body; the endpoint instantiates the
+# concrete classes at the end of this module.
+@runtime_checkable
+class Context(Protocol):
     """Context of a ``Service`` handler; the base of every context."""
 
     __slots__ = ("__weakref__", "_driver", "_random", "_request")
+    _driver: ContextDriver
+    _random: _rnd.Random | None
+    _request: Request
+
+    if not TYPE_CHECKING:  # invisible to type checkers, for which a missing operation is an error
+        for _name in (*_STATE_READS, *_STATE_WRITES, *_PROMISES):
+            locals()[_name] = _Unavailable(_name)
+        del _name
 
     def __init__(self, driver: ContextDriver) -> None:
         self._driver = driver
         invocation = driver.input
-        self._random: _random.Random | None = None
+        self._random: _rnd.Random | None = None
         self._request = Request(
             invocation.invocation_id,
             dict(invocation.headers),
             invocation.input,
             AttemptFinishedEvent(driver.finished),
         )
-
-    if not TYPE_CHECKING:  # invisible to type checkers: a missing operation is a static error there
-
-        def __getattr__(self, name: str) -> NoReturn:
-            _unavailable(self, name)
 
     # ------------------------------------------------------------------ invocation metadata
 
@@ -223,10 +257,10 @@ class Context:
     def invocation_id(self) -> str:
         return self._request.id
 
-    def random(self) -> _random.Random:
+    def random(self) -> _rnd.Random:
         """A deterministic PRNG seeded by the invocation; the same sequence on every replay."""
         if self._random is None:
-            self._random = _random.Random(self._driver.input.random_seed)
+            self._random = _rnd.Random(self._driver.input.random_seed)
         return self._random
 
     def uuid(self) -> _uuid.UUID:
@@ -752,7 +786,8 @@ class Context:
         return HandleFuture(self._driver, vm.sys_attach_invocation(invocation_id), decode)
 
 
-class ObjectSharedContext(Context):
+@runtime_checkable
+class ObjectSharedContext(Context, Protocol):
     """Context of a ``VirtualObject`` shared handler: its key and read-only state."""
 
     __slots__ = ()
@@ -800,7 +835,8 @@ class ObjectSharedContext(Context):
         return HandleFuture(self._driver, vm.sys_get_state_keys(), identity)
 
 
-class ObjectContext(ObjectSharedContext):
+@runtime_checkable
+class ObjectContext(ObjectSharedContext, Protocol):
     """Context of a ``VirtualObject`` exclusive handler: full read/write state."""
 
     __slots__ = ()
@@ -828,7 +864,8 @@ class ObjectContext(ObjectSharedContext):
         self._driver.usable_vm().sys_clear_all_state()
 
 
-class WorkflowSharedContext(ObjectSharedContext):
+@runtime_checkable
+class WorkflowSharedContext(ObjectSharedContext, Protocol):
     """Context of a workflow's shared handlers: read-only state and durable promises."""
 
     __slots__ = ()
@@ -893,9 +930,31 @@ class WorkflowSharedContext(ObjectSharedContext):
         ).result()
 
 
-class WorkflowContext(WorkflowSharedContext, ObjectContext):
+@runtime_checkable
+class WorkflowContext(WorkflowSharedContext, ObjectContext, Protocol):
     """Context of a workflow's ``@main`` handler: full state and durable promises."""
 
+    __slots__ = ()
+
+
+# the classes handlers really receive
+class _ServiceContext(Context):
+    __slots__ = ()
+
+
+class _ObjectSharedContext(ObjectSharedContext):
+    __slots__ = ()
+
+
+class _ObjectContext(ObjectContext):
+    __slots__ = ()
+
+
+class _WorkflowSharedContext(WorkflowSharedContext):
+    __slots__ = ()
+
+
+class _WorkflowContext(WorkflowContext):
     __slots__ = ()
 
 
@@ -981,61 +1040,65 @@ _CALL_NAMES = {
 }
 
 _KIND_NAMES: dict[type, str] = {
-    Context: "a Service handler",
-    ObjectContext: "an exclusive VirtualObject handler",
-    ObjectSharedContext: "a shared VirtualObject handler",
-    WorkflowContext: "a Workflow @main handler",
-    WorkflowSharedContext: "a shared Workflow handler",
+    _ServiceContext: "a Service handler",
+    _ObjectContext: "an exclusive VirtualObject handler",
+    _ObjectSharedContext: "a shared VirtualObject handler",
+    _WorkflowContext: "a Workflow @main handler",
+    _WorkflowSharedContext: "a shared Workflow handler",
 }
 
-# the context class each handler kind receives
-CONTEXT_CLASSES: dict[tuple[ServiceKind, HandlerKind | None], type[Context]] = {
-    (ServiceKind.SERVICE, None): Context,
-    (ServiceKind.VIRTUAL_OBJECT, HandlerKind.EXCLUSIVE): ObjectContext,
-    (ServiceKind.VIRTUAL_OBJECT, HandlerKind.SHARED): ObjectSharedContext,
-    (ServiceKind.WORKFLOW, HandlerKind.WORKFLOW): WorkflowContext,
-    (ServiceKind.WORKFLOW, HandlerKind.SHARED): WorkflowSharedContext,
+_CONTEXT_CLASSES: dict[tuple[ServiceKind, HandlerKind | None], Callable[[ContextDriver], Context]] = {
+    (ServiceKind.SERVICE, None): _ServiceContext,
+    (ServiceKind.VIRTUAL_OBJECT, HandlerKind.EXCLUSIVE): _ObjectContext,
+    (ServiceKind.VIRTUAL_OBJECT, HandlerKind.SHARED): _ObjectSharedContext,
+    (ServiceKind.WORKFLOW, HandlerKind.WORKFLOW): _WorkflowContext,
+    (ServiceKind.WORKFLOW, HandlerKind.SHARED): _WorkflowSharedContext,
 }
+
+
+def context_factory(service: ServiceKind, handler: HandlerKind | None) -> Callable[[ContextDriver], Context]:
+    """The constructor of the context a handler of this kind receives."""
+    return _CONTEXT_CLASSES[(service, None if service is ServiceKind.SERVICE else handler)]
+
 
 C = TypeVar("C", bound=Context)
 
 
-def _current_of(cls: type[C], accessor: str) -> C:
+def _current_of(cls: type[C] | None, accessor: str) -> C:
     ctx = _current.get()
     if ctx is None:
         raise ContextUsageError(
             f"restate.{accessor}() called outside a Restate handler (or inside a run block, a "
             "greenlet or a thread the handler started)"
         )
-    if cls is not Context and builtins.type(ctx) is not cls:
+    if cls is not None and builtins.type(ctx) is not cls:
         raise ContextUsageError(
             f"restate.{accessor}() is for {_KIND_NAMES[cls]}, but the current handler is "
             f"{_KIND_NAMES.get(builtins.type(ctx), builtins.type(ctx).__name__)}"
         )
-    found: C = ctx
-    return found
+    return cast(C, ctx)
 
 
 def current_context() -> Context:
     """The context of the handler running on this greenlet (any handler kind)."""
-    return _current_of(Context, "current_context")
+    return _current_of(None, "current_context")
 
 
 def current_object_context() -> ObjectContext:
     """The context of the exclusive VirtualObject handler running on this greenlet."""
-    return _current_of(ObjectContext, "current_object_context")
+    return _current_of(_ObjectContext, "current_object_context")
 
 
 def current_shared_context() -> ObjectSharedContext:
     """The context of the shared VirtualObject handler running on this greenlet."""
-    return _current_of(ObjectSharedContext, "current_shared_context")
+    return _current_of(_ObjectSharedContext, "current_shared_context")
 
 
 def current_workflow_context() -> WorkflowContext:
     """The context of the Workflow ``@main`` handler running on this greenlet."""
-    return _current_of(WorkflowContext, "current_workflow_context")
+    return _current_of(_WorkflowContext, "current_workflow_context")
 
 
 def current_shared_workflow_context() -> WorkflowSharedContext:
     """The context of the shared Workflow handler running on this greenlet."""
-    return _current_of(WorkflowSharedContext, "current_shared_workflow_context")
+    return _current_of(_WorkflowSharedContext, "current_shared_workflow_context")

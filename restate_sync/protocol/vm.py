@@ -292,7 +292,7 @@ class VM:
             frames = self._decoder.feed(data)
             for message_type, _flags, payload in frames:
                 self._on_message(message_type, payload)
-                if self.phase is Phase.CLOSED:
+                if self.phase is Phase.CLOSED:  # type: ignore[comparison-overlap]  # _on_message may close
                     return
         except FramingError as exc:
             self._fail(ProtocolError(500, f"cannot decode the message stream: {exc}"))

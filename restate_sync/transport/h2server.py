@@ -41,7 +41,7 @@ import logging
 import socket
 import struct
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 import gevent
 from gevent.event import Event
@@ -489,7 +489,7 @@ class H2Connection:
         sock = self.sock
         try:
             sock.shutdown(socket.SHUT_WR)
-            with gevent.Timeout(_LINGER, False):
+            with gevent.Timeout(_LINGER, False):  # pyright: ignore[reportArgumentType]  # False: no exception
                 while sock.recv(_READ_SIZE):
                     pass
         except OSError:
@@ -824,7 +824,7 @@ class H2Server:
 
     @property
     def address(self) -> tuple[str, int]:
-        return self._server.address
+        return cast("tuple[str, int]", self._server.address)
 
     def start(self) -> None:
         self._server.start()
