@@ -38,8 +38,8 @@ from typing import (
     Protocol,
     TypedDict,
     TypeVar,
-    cast,
     Unpack,
+    cast,
     overload,
     runtime_checkable,
 )
@@ -605,7 +605,9 @@ class Context(Protocol):
         self, handler: Callable[[Context, I], Any], arg: I, /, **options: Unpack[SendOptions]
     ) -> SendHandle: ...
     @overload
-    def service_send(self, handler: Callable[[Context], Any], /, **options: Unpack[SendOptions]) -> SendHandle: ...
+    def service_send(
+        self, handler: Callable[[Context], Any], /, **options: Unpack[SendOptions]
+    ) -> SendHandle: ...
     @overload
     def service_send(
         self,
@@ -660,7 +662,14 @@ class Context(Protocol):
     ) -> SendHandle:
         """Invoke a ``VirtualObject`` handler on ``key`` without waiting."""
         return self._send(
-            ServiceKind.VIRTUAL_OBJECT, "object_send", target, rest, delay, idempotency_key, headers, input_serde
+            ServiceKind.VIRTUAL_OBJECT,
+            "object_send",
+            target,
+            rest,
+            delay,
+            idempotency_key,
+            headers,
+            input_serde,
         )
 
     @overload
@@ -669,7 +678,12 @@ class Context(Protocol):
     ) -> SendHandle: ...
     @overload
     def workflow_send(
-        self, handler: Callable[[WorkflowContext, I], Any], key: str, arg: I, /, **options: Unpack[SendOptions]
+        self,
+        handler: Callable[[WorkflowContext, I], Any],
+        key: str,
+        arg: I,
+        /,
+        **options: Unpack[SendOptions],
     ) -> SendHandle: ...
     @overload
     def workflow_send(
@@ -710,7 +724,9 @@ class Context(Protocol):
     def awakeable(self, serde: Serde[T]) -> tuple[str, DurableFuture[T]]: ...
     @overload
     def awakeable(self, *, type: object) -> tuple[str, DurableFuture[Any]]: ...
-    def awakeable(self, serde: Serde[Any] | None = None, *, type: Any = None) -> tuple[str, DurableFuture[Any]]:
+    def awakeable(
+        self, serde: Serde[Any] | None = None, *, type: Any = None
+    ) -> tuple[str, DurableFuture[Any]]:
         """An id an outside system can resolve, and the future of its payload (decoded to ``type``)."""
         vm = self._driver.usable_vm()
         decode = _decoder(_value_serde(serde, type, "ctx.awakeable()"), "the payload of", "an awakeable")
@@ -782,7 +798,9 @@ class Context(Protocol):
     ) -> DurableFuture[Any]:
         """Wait for another invocation to finish and get its result (decoded to ``type``)."""
         vm = self._driver.usable_vm()
-        decode = _decoder(_value_serde(serde, type, "ctx.attach_invocation()"), "the result of", invocation_id)
+        decode = _decoder(
+            _value_serde(serde, type, "ctx.attach_invocation()"), "the result of", invocation_id
+        )
         return HandleFuture(self._driver, vm.sys_attach_invocation(invocation_id), decode)
 
 
@@ -817,7 +835,9 @@ class ObjectSharedContext(Context, Protocol):
     def get_async(self, name: str, serde: Serde[T]) -> DurableFuture[T | None]: ...
     @overload
     def get_async(self, name: str, *, type: object) -> DurableFuture[Any]: ...
-    def get_async(self, name: str, serde: Serde[Any] | None = None, *, type: Any = None) -> DurableFuture[Any]:
+    def get_async(
+        self, name: str, serde: Serde[Any] | None = None, *, type: Any = None
+    ) -> DurableFuture[Any]:
         """The future of state entry ``name`` (``None`` when absent)."""
         return self._get_async(name, serde, type)
 
@@ -915,7 +935,9 @@ class WorkflowSharedContext(ObjectSharedContext, Protocol):
         decode = _decoder(_value_serde(serde, type, f"ctx.peek_promise({name!r})"), "promise", name)
         return HandleFuture(self._driver, vm.sys_peek_promise(name), decode).result()
 
-    def resolve_promise(self, name: str, payload: Any, serde: Serde[Any] | None = None, *, type: Any = None) -> None:
+    def resolve_promise(
+        self, name: str, payload: Any, serde: Serde[Any] | None = None, *, type: Any = None
+    ) -> None:
         """Resolve the durable promise ``name``; raises ``TerminalError`` if already completed."""
         vm = self._driver.usable_vm()
         what = f"ctx.resolve_promise({name!r}): the payload"

@@ -225,7 +225,9 @@ class Attempt:
             _current_context.reset(token)
         return self._encoded(handle, value, serialize, started)
 
-    def _encoded(self, handle: int, value: Any, serialize: Callable[[Any], bytes], started: int) -> RunOutcome:
+    def _encoded(
+        self, handle: int, value: Any, serialize: Callable[[Any], bytes], started: int
+    ) -> RunOutcome:
         """The outcome of a run that returned ``value``: its encoding, or a terminal failure of the
         step when it cannot be encoded (retrying would run the side effect again for nothing)."""
         try:

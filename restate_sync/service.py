@@ -29,7 +29,7 @@ import typing
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields, replace
 from enum import Enum
-from typing import Any, ClassVar, TypedDict, TypeVar, Unpack, overload
+from typing import Any, ClassVar, ParamSpec, TypedDict, TypeVar, Unpack, overload
 
 from .durations import Duration, optional_millis
 from .retry import InvocationRetryPolicy
@@ -51,7 +51,8 @@ __all__ = [
     "shared",
 ]
 
-F = TypeVar("F", bound=Callable[..., Any])
+P = ParamSpec("P")
+R = TypeVar("R")
 
 
 class HandlerOptions(TypedDict, total=False):
@@ -375,9 +376,9 @@ def _check_plain_def(func: Callable[..., Any], decorator: str) -> None:
 
 
 @overload
-def handler(fn: F, /) -> F: ...
+def handler(fn: Callable[P, R], /) -> staticmethod[P, R]: ...
 @overload
-def handler(**options: Unpack[HandlerOptions]) -> Callable[[F], F]: ...
+def handler(**options: Unpack[HandlerOptions]) -> Callable[[Callable[P, R]], staticmethod[P, R]]: ...
 def handler(fn: Any = None, /, **options: Any) -> Any:
     """Declare a handler: exclusive in a ``VirtualObject``, shared in a ``Workflow``.
 
@@ -393,18 +394,18 @@ def handler(fn: Any = None, /, **options: Any) -> Any:
 
 
 @overload
-def shared(fn: F, /) -> F: ...
+def shared(fn: Callable[P, R], /) -> staticmethod[P, R]: ...
 @overload
-def shared(**options: Unpack[HandlerOptions]) -> Callable[[F], F]: ...
+def shared(**options: Unpack[HandlerOptions]) -> Callable[[Callable[P, R]], staticmethod[P, R]]: ...
 def shared(fn: Any = None, /, **options: Any) -> Any:
     """Declare a shared (concurrent, read-only state) handler of a ``VirtualObject``/``Workflow``."""
     return _decorate("shared", HandlerKind.SHARED, fn, options, sys._getframe(1))
 
 
 @overload
-def main(fn: F, /) -> F: ...
+def main(fn: Callable[P, R], /) -> staticmethod[P, R]: ...
 @overload
-def main(**options: Unpack[MainOptions]) -> Callable[[F], F]: ...
+def main(**options: Unpack[MainOptions]) -> Callable[[Callable[P, R]], staticmethod[P, R]]: ...
 def main(fn: Any = None, /, **options: Any) -> Any:
     """Declare the main handler of a ``Workflow`` (runs once per key).
 
@@ -646,7 +647,10 @@ _CONTEXT_FOR = {
 }
 _HANDLER_KIND_NAMES = {
     (ServiceKind.SERVICE, None): "a Service handler",
-    (ServiceKind.VIRTUAL_OBJECT, HandlerKind.EXCLUSIVE): "an exclusive VirtualObject handler (@restate.handler)",
+    (
+        ServiceKind.VIRTUAL_OBJECT,
+        HandlerKind.EXCLUSIVE,
+    ): "an exclusive VirtualObject handler (@restate.handler)",
     (ServiceKind.VIRTUAL_OBJECT, HandlerKind.SHARED): "a shared VirtualObject handler (@restate.shared)",
     (ServiceKind.WORKFLOW, HandlerKind.WORKFLOW): "the Workflow's @restate.main handler",
     (ServiceKind.WORKFLOW, HandlerKind.SHARED): "a shared Workflow handler",

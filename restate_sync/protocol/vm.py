@@ -737,7 +737,9 @@ class VM:
             related_command_index=info.command_index,
             related_command_name=info.name,
             related_command_type=m.RUN,
-            next_retry_delay_ms=policy.next_delay_ms(count) if next_retry_delay_ms is None else next_retry_delay_ms,
+            next_retry_delay_ms=policy.next_delay_ms(count)
+            if next_retry_delay_ms is None
+            else next_retry_delay_ms,
         )
 
     # ------------------------------------------------------------------ syscalls: calls

@@ -55,7 +55,7 @@ from __future__ import annotations
 import dataclasses
 import enum
 from types import NoneType
-from typing import Any
+from typing import Any, cast
 
 from ..serde import Serde
 from .classify import is_msgspec_struct, is_pydantic, is_serde_object, is_typeddict, strip_top
@@ -117,9 +117,8 @@ def serde_for(tp: Any) -> Serde[Any]:
 
 def schema_for(tp: Any) -> Schema | None:
     """The JSON Schema :func:`serde_for` would publish for ``tp`` (``None``: no schema)."""
-    schema_of: Any = getattr(serde_for(tp), "json_schema", None)
-    schema: Schema | None = schema_of() if callable(schema_of) else None
-    return schema
+    schema_of = getattr(serde_for(tp), "json_schema", None)
+    return cast("Schema | None", schema_of()) if callable(schema_of) else None
 
 
 def _is_struct_class(tp: type) -> bool:
