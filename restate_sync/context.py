@@ -185,7 +185,8 @@ _PROMISES = ("promise", "promise_async", "peek_promise", "resolve_promise", "rej
 
 def _unavailable(ctx: Context, name: str) -> NoReturn:
     kind = _KIND_NAMES.get(builtins.type(ctx), builtins.type(ctx).__name__)
-    if name in _STATE_WRITES and isinstance(ctx, ObjectSharedContext):
+    # nominal check: isinstance() on these runtime-checkable protocols may probe attributes
+    if name in _STATE_WRITES and ObjectSharedContext in builtins.type(ctx).__mro__:
         raise UnavailableOperationError(
             f"ctx.{name}() is not available in a shared handler: shared handlers have read-only "
             "state (use an exclusive @restate.handler to modify state)"
