@@ -78,7 +78,11 @@ def return_serde(fn: Callable[..., Any], what: str) -> Serde[Any]:
         key = None  # type: ignore[assignment]
     namespace = getattr(fn, "__globals__", None) or vars(sys.modules.get(getattr(fn, "__module__", ""), sys))
     try:
-        resolved = eval(annotation, dict(namespace))  # the same resolution typing.get_type_hints does
+        resolved: Any = annotation
+        for _ in range(3):  # "'User'": a quoted annotation under postponed evaluation
+            if not isinstance(resolved, str):
+                break
+            resolved = eval(resolved, namespace)  # the resolution typing.get_type_hints does
     except Exception as exc:
         raise MisuseError(
             f"{what}: cannot resolve the return annotation {annotation!r} of "
