@@ -297,8 +297,7 @@ class Context(Protocol):
         driver = self._driver
         vm = driver.usable_vm()
         if serde is None:
-            what = f"ctx.run({name!r})"
-            serde = serde_of(type, what) if type is not None else return_serde(fn, what)
+            serde = serde_of(type, f"ctx.run({name!r})") if type is not None else return_serde(fn, name)
         elif type is not None:
             raise MisuseError(f"ctx.run({name!r}): pass type= or serde=, not both")
         handle = vm.sys_run(name)
@@ -730,7 +729,11 @@ class Context(Protocol):
     ) -> tuple[str, DurableFuture[Any]]:
         """An id an outside system can resolve, and the future of its payload (decoded to ``type``)."""
         vm = self._driver.usable_vm()
-        decode = _decoder(_value_serde(serde, type, "ctx.awakeable()"), "the payload of", "an awakeable")
+        decode = _decoder(
+            ANY if serde is None and type is None else _value_serde(serde, type, "ctx.awakeable()"),
+            "the payload of",
+            "an awakeable",
+        )
         awakeable_id, handle = vm.sys_awakeable()
         return awakeable_id, HandleFuture(self._driver, handle, decode)
 
@@ -738,7 +741,9 @@ class Context(Protocol):
         self, awakeable_id: str, payload: Any, serde: Serde[Any] | None = None, *, type: Any = None
     ) -> None:
         what = "ctx.resolve_awakeable(): the payload"
-        data = _encode(_value_serde(serde, type, what), payload, what)
+        data = _encode(
+            ANY if serde is None and type is None else _value_serde(serde, type, what), payload, what
+        )
         self._driver.usable_vm().sys_complete_awakeable(awakeable_id, data)
 
     def reject_awakeable(self, awakeable_id: str, message: str, code: int = 500) -> None:
@@ -765,7 +770,11 @@ class Context(Protocol):
     def signal(self, name: str, serde: Serde[Any] | None = None, *, type: Any = None) -> DurableFuture[Any]:
         """The future of the named signal ``name`` sent to this invocation (see ``resolve_signal``)."""
         vm = self._driver.usable_vm()
-        decode = _decoder(_value_serde(serde, type, f"ctx.signal({name!r})"), "signal", name)
+        decode = _decoder(
+            ANY if serde is None and type is None else _value_serde(serde, type, f"ctx.signal({name!r})"),
+            "signal",
+            name,
+        )
         return HandleFuture(self._driver, vm.sys_signal(name), decode)
 
     def resolve_signal(
@@ -779,7 +788,9 @@ class Context(Protocol):
     ) -> None:
         """Resolve the named signal ``name`` of another invocation with ``payload``."""
         what = f"ctx.resolve_signal({name!r}): the payload"
-        data = _encode(_value_serde(serde, type, what), payload, what)
+        data = _encode(
+            ANY if serde is None and type is None else _value_serde(serde, type, what), payload, what
+        )
         self._driver.usable_vm().sys_complete_signal(invocation_id, name, data)
 
     def reject_signal(self, invocation_id: str, name: str, message: str, code: int = 500) -> None:
@@ -844,7 +855,11 @@ class ObjectSharedContext(Context, Protocol):
 
     def _get_async(self, name: str, serde: Serde[Any] | None, type: Any) -> DurableFuture[Any]:
         vm = self._driver.usable_vm()
-        decode = _decoder(_value_serde(serde, type, f"ctx.get({name!r})"), "state entry", name)
+        decode = _decoder(
+            ANY if serde is None and type is None else _value_serde(serde, type, f"ctx.get({name!r})"),
+            "state entry",
+            name,
+        )
         return HandleFuture(self._driver, vm.sys_get_state(name), decode)
 
     def state_keys(self) -> list[str]:
@@ -919,7 +934,11 @@ class WorkflowSharedContext(ObjectSharedContext, Protocol):
 
     def _promise_async(self, name: str, serde: Serde[Any] | None, type: Any) -> DurableFuture[Any]:
         vm = self._driver.usable_vm()
-        decode = _decoder(_value_serde(serde, type, f"ctx.promise({name!r})"), "promise", name)
+        decode = _decoder(
+            ANY if serde is None and type is None else _value_serde(serde, type, f"ctx.promise({name!r})"),
+            "promise",
+            name,
+        )
         return HandleFuture(self._driver, vm.sys_get_promise(name), decode)
 
     @overload
@@ -933,7 +952,13 @@ class WorkflowSharedContext(ObjectSharedContext, Protocol):
     def peek_promise(self, name: str, serde: Serde[Any] | None = None, *, type: Any = None) -> Any:
         """The promise's value if it is resolved, else ``None``."""
         vm = self._driver.usable_vm()
-        decode = _decoder(_value_serde(serde, type, f"ctx.peek_promise({name!r})"), "promise", name)
+        decode = _decoder(
+            ANY
+            if serde is None and type is None
+            else _value_serde(serde, type, f"ctx.peek_promise({name!r})"),
+            "promise",
+            name,
+        )
         return HandleFuture(self._driver, vm.sys_peek_promise(name), decode).result()
 
     def resolve_promise(
@@ -942,7 +967,9 @@ class WorkflowSharedContext(ObjectSharedContext, Protocol):
         """Resolve the durable promise ``name``; raises ``TerminalError`` if already completed."""
         vm = self._driver.usable_vm()
         what = f"ctx.resolve_promise({name!r}): the payload"
-        data = _encode(_value_serde(serde, type, what), payload, what)
+        data = _encode(
+            ANY if serde is None and type is None else _value_serde(serde, type, what), payload, what
+        )
         HandleFuture(self._driver, vm.sys_complete_promise(name, data), void_to_none).result()
 
     def reject_promise(self, name: str, message: str, code: int = 500) -> None:

@@ -314,6 +314,10 @@ class Attempt:
             self._kill_runs()
             self._finish()
             self.finished.set()
+            # futures and run closures refer back to this attempt: drop them so the attempt is
+            # freed by reference counting, not left to the cycle collector
+            self._tracked.clear()
+            self._run_specs.clear()
 
     def _invoke_handler(self) -> None:
         vm = self.vm
@@ -325,7 +329,7 @@ class Attempt:
             ctx = self._context_factory(self)
             token = _current_context.set(ctx)
             try:
-                if not handler.has_input and not _is_empty_input(invocation.input):
+                if handler.empty_input and not _is_empty_input(invocation.input):
                     raise TerminalError(
                         f"{self.service.name}/{handler.name} takes no input; send an empty body or JSON null",
                         status_code=400,

@@ -171,6 +171,8 @@ class HandlerDefinition:
     explicit_output: Any = field(default=None, repr=False, compare=False)
     namespace: dict[str, Any] | None = field(default=None, repr=False, compare=False)
     resolved: bool = field(default=False, repr=False, compare=False)
+    # no input (``not has_input``), computed once for the invocation driver
+    empty_input: bool = field(default=False, repr=False, compare=False)
 
     @property
     def has_input(self) -> bool:
@@ -514,6 +516,7 @@ def _resolve_io(definition: HandlerDefinition, cls: type) -> None:
     definition.input_serde = input_serde
     definition.output_serde = output_serde
     definition.input_required = definition.takes_input and _required(input_serde)
+    definition.empty_input = not definition.has_input
     definition.namespace = None
     definition.resolved = True
 

@@ -19,13 +19,38 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
+import ujson
+
 from .errors import MisuseError
-from .serde import DEFAULT_SERDE, Serde
+from .serde import DEFAULT_SERDE, JsonSerde, Serde, SerdeError
 from .typed import serde_for
+from .typed.encode import default
 
-__all__ = ["ANY", "CACHE_LIMIT", "STRICT", "describe_type", "return_serde", "serde_of"]
+__all__ = ["ANY", "CACHE_LIMIT", "STRICT", "AnyJsonSerde", "describe_type", "return_serde", "serde_of"]
 
-ANY: Serde[Any] = serde_for(Any)
+
+class AnyJsonSerde(JsonSerde[Any]):
+    """JSON for values of any type: plain JSON data as is, and whatever ujson cannot encode
+    (dataclasses, pydantic models, msgspec Structs, enums, sets, datetimes, UUIDs) converted by
+    the typed package's ``default`` hook. Decodes to plain JSON data."""
+
+    def serialize(self, obj: Any) -> bytes:
+        try:  # plain JSON first: the hook costs even when it is never called
+            text = ujson.dumps(obj, ensure_ascii=False, escape_forward_slashes=False)
+        except TypeError:
+            try:
+                text = ujson.dumps(obj, ensure_ascii=False, escape_forward_slashes=False, default=default)
+            except (TypeError, OverflowError, ValueError) as exc:
+                raise SerdeError(f"cannot encode {type(obj).__name__} as JSON: {exc}") from exc
+        except (OverflowError, ValueError) as exc:
+            raise SerdeError(f"cannot encode {type(obj).__name__} as JSON: {exc}") from exc
+        return text.encode("utf-8")
+
+    def __repr__(self) -> str:
+        return "AnyJsonSerde()"
+
+
+ANY: Serde[Any] = AnyJsonSerde()
 """JSON for values of any type (the default of state, promises, awakeables, signals, calls by name)."""
 
 STRICT: Serde[Any] = DEFAULT_SERDE
@@ -58,14 +83,16 @@ def _compile(tp: Any, what: str) -> Serde[Any]:
         raise MisuseError(f"{what}: no serde for type {describe_type(tp)}: {exc}") from exc
 
 
-def return_serde(fn: Callable[..., Any], what: str) -> Serde[Any]:
-    """The serde for the results of ``fn``: from its return annotation, else :data:`STRICT`."""
+def return_serde(fn: Callable[..., Any], step: str) -> Serde[Any]:
+    """The serde for the results of ``fn`` (the function of run ``step``): from its return
+    annotation, else :data:`STRICT`."""
     annotations = getattr(fn, "__annotations__", None)
     if not annotations:
         return STRICT
     annotation = annotations.get("return", annotations)
     if annotation is annotations:
         return STRICT
+    what = f"ctx.run({step!r})"
     if not isinstance(annotation, str):
         return serde_of(annotation, what)
     # a string annotation (``from __future__ import annotations``): resolved once per function code
