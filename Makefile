@@ -1,5 +1,5 @@
 # One-command entry points. Everything installs from this repository's own files:
-# Python deps into .venv (pip), restate-server from npm (pinned in restate_sync/restate_server.py).
+# Python deps into .venv (pip), restate-server from npm (pinned in restate_sync/restate_server/install.py).
 
 PYTHON ?= python3
 VENV ?= .venv
