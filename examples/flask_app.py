@@ -29,7 +29,7 @@ import os  # noqa: E402
 import urllib.parse  # noqa: E402
 import urllib.request  # noqa: E402
 
-from flask import Flask, jsonify  # noqa: E402
+from flask import Flask, Response, jsonify  # noqa: E402
 from werkzeug.middleware.dispatcher import DispatcherMiddleware  # noqa: E402
 
 import restate_sync as restate  # noqa: E402
@@ -48,7 +48,7 @@ def index() -> str:
 
 
 @flask_app.get("/api/forecast/<city>")
-def forecast(city: str) -> object:
+def forecast(city: str) -> Response:
     return jsonify({"city": city, "sky": "sunny" if len(city) % 2 else "cloudy"})
 
 

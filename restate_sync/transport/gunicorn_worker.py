@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import os
 import time
-from typing import Any
+from typing import Any, cast
 
 import gevent
 from gevent import hub, monkey
@@ -51,7 +51,7 @@ def _truthy(value: str | None) -> bool:
     return (value or "").strip().lower() in ("1", "true", "yes", "on")
 
 
-class Worker(BaseWorker):
+class Worker(BaseWorker):  # type: ignore[misc]  # gunicorn is untyped
     """gunicorn worker: the restate_sync h2c/HTTP/1.1 server on gunicorn's listeners."""
 
     handler: Handler
@@ -85,7 +85,7 @@ class Worker(BaseWorker):
                 f"the restate_sync gunicorn worker serves a restate_sync Endpoint (module:endpoint), "
                 f"got {type(target).__name__}; serve other WSGI apps with -k gevent"
             )
-        self.handler = handle
+        self.handler = cast(Handler, handle)
 
     def notify(self) -> None:
         super().notify()

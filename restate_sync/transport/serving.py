@@ -176,7 +176,7 @@ class EndpointServer:
 
     @property
     def stopped(self) -> bool:
-        return self._stopped.is_set()
+        return bool(self._stopped.is_set())
 
     def __enter__(self) -> EndpointServer:
         return self

@@ -40,7 +40,9 @@ def test_blocking_io_in_run_steps_is_concurrent_only_when_patched(
     mode: str, echo: DelayedEcho, tmp_path: Path, always_suspend: bool
 ) -> None:
     if always_suspend:
-        pytest.skip("measures concurrency, the same with every await suspending; run without --always-suspend")
+        pytest.skip(
+            "measures concurrency, the same with every await suspending; run without --always-suspend"
+        )
     address = list(echo.address)
 
     with served_and_registered(mode, tmp_path, patched=True) as (served, client):
