@@ -23,7 +23,8 @@ The application (``module:endpoint``) is a restate_sync ``Endpoint`` (``endpoint
   HTTP/2 connections and every invocation streaming on them; a warning says so at boot.
 * ``--worker-connections`` is not applied (the server's own connection limit holds), nor are
   gunicorn's HTTP settings (``--limit-request-*``, ``--keep-alive``): the endpoint's server has its
-  own (``docs/limits.md``). TCP listeners only.
+  own (``docs/limits.md``). gunicorn's request hooks (``pre_request``/``post_request``) and access
+  log are not called: requests never pass through gunicorn's HTTP code. TCP listeners only.
 """
 
 from __future__ import annotations
