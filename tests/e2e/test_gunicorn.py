@@ -115,6 +115,8 @@ def test_sighup_reload_and_sigterm_with_invocations_in_flight(tmp_path: Path, al
                 assert served.process.proc is not None
                 assert served.process.proc.wait(60) == 0
                 assert last_gate.arrived == IN_FLIGHT, "a run step was cut off and executed again"
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}\n--- gunicorn's log:\n{served.log()[-6000:]}") from exc
         finally:
             served.stop()
 
