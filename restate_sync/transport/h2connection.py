@@ -199,13 +199,14 @@ def response_header_block(status: int, headers: list[tuple[str, str]], content_l
 class _HeaderBlock:
     """A header block in progress (HEADERS without END_HEADERS, then CONTINUATION frames)."""
 
-    __slots__ = ("continuations", "end_stream", "fragments", "size", "stream_id")
+    __slots__ = ("continuations", "end_stream", "error", "fragments", "size", "stream_id")
 
-    def __init__(self, stream_id: int, fragment: bytes, end_stream: bool) -> None:
+    def __init__(self, stream_id: int, fragment: bytes, end_stream: bool, error: int) -> None:
         self.stream_id = stream_id
         self.fragments = [fragment]
         self.size = len(fragment)
         self.end_stream = end_stream
+        self.error = error  # a stream error the block's HEADERS frame already implies (0: none)
         self.continuations = 0
 
 
@@ -559,18 +560,21 @@ class H2Connection:
                     f.PROTOCOL_ERROR, f.HEADERS, stream_id, "HEADERS padding exceeds the payload"
                 )
             stop -= pad
+        error = 0
         if flags & f.PRIORITY_FLAG:  # stream dependency and weight: ignored (RFC 9113 §5.3.2)
             if stop - start < 5:
                 raise self._error(
                     f.FRAME_SIZE_ERROR, f.HEADERS, stream_id, "HEADERS too short for its priority fields"
                 )
+            if _unpack_u32(data, start)[0] & 0x7FFFFFFF == stream_id:
+                error = f.PROTOCOL_ERROR  # a stream cannot depend on itself (RFC 9113 §5.3.1)
             start += 5
         block = data[start:stop]
         end_stream = bool(flags & f.END_STREAM)
         if flags & f.END_HEADERS:
-            self._on_header_block(stream_id, block, end_stream)
+            self._on_header_block(stream_id, block, end_stream, error)
         else:
-            self._header_block = _HeaderBlock(stream_id, block, end_stream)
+            self._header_block = _HeaderBlock(stream_id, block, end_stream, error)
 
     def _on_continuation(self, data: bytes, start: int, stop: int, flags: int, stream_id: int) -> None:
         block = self._header_block
@@ -597,9 +601,9 @@ class H2Connection:
             )
         if flags & f.END_HEADERS:
             self._header_block = None
-            self._on_header_block(stream_id, b"".join(block.fragments), block.end_stream)
+            self._on_header_block(stream_id, b"".join(block.fragments), block.end_stream, block.error)
 
-    def _on_header_block(self, stream_id: int, block: bytes, end_stream: bool) -> None:
+    def _on_header_block(self, stream_id: int, block: bytes, end_stream: bool, error: int = 0) -> None:
         # decoded whatever becomes of the stream: the dynamic table spans the connection
         try:
             fields = self._decoder.decode(block)
@@ -609,7 +613,9 @@ class H2Connection:
             raise self._error(f.COMPRESSION_ERROR, f.HEADERS, stream_id, f"header block: {exc}") from None
         stream = self.streams.get(stream_id)
         if stream is not None:  # trailers
-            if stream.state not in RECEIVING:
+            if error:
+                self._stream_error(stream, error)
+            elif stream.state not in RECEIVING:
                 self._stream_error(stream, f.STREAM_CLOSED)
             elif not end_stream:
                 self._stream_error(stream, f.PROTOCOL_ERROR)  # trailers must end the stream
@@ -635,6 +641,9 @@ class H2Connection:
                 f"HEADERS on stream {stream_id}, not above the last stream {self.last_stream_id}",
             )
         self.last_stream_id = stream_id
+        if error:
+            self._send_reset(stream_id, error)
+            return
         if len(self.streams) >= self.limits.max_concurrent_streams:
             self._send_reset(stream_id, f.REFUSED_STREAM)
             return
@@ -755,12 +764,16 @@ class H2Connection:
         if not stream_id:
             raise self._error(f.PROTOCOL_ERROR, f.PRIORITY, 0, "PRIORITY on stream 0")
         if stop - start != 5:
-            stream = self.streams.get(stream_id)
-            if stream is not None:
-                self._stream_error(stream, f.FRAME_SIZE_ERROR)
-            else:
-                self._send_reset(stream_id, f.FRAME_SIZE_ERROR)
-        # the priority itself is ignored (RFC 9113 §5.3.2)
+            code = f.FRAME_SIZE_ERROR
+        elif _unpack_u32(data, start)[0] & 0x7FFFFFFF == stream_id:
+            code = f.PROTOCOL_ERROR  # a stream cannot depend on itself (RFC 9113 §5.3.1)
+        else:
+            return  # the priority itself is ignored (RFC 9113 §5.3.2)
+        stream = self.streams.get(stream_id)
+        if stream is not None:
+            self._stream_error(stream, code)
+        else:
+            self._send_reset(stream_id, code)
 
     def _on_ping(self, data: bytes, start: int, stop: int, flags: int, stream_id: int) -> None:
         if stream_id:
