@@ -9,6 +9,12 @@ The decoder hands out ``str`` names (lower-cased) and values (UTF-8, Latin-1 whe
 and keeps them in its dynamic table in that form, so a header the peer indexed costs nothing to
 decode again. Entry sizes are computed from the octet lengths, as the RFC requires.
 
+Bounds: every decoded field counts toward ``max_header_list_size`` as name + value + 32 octets,
+one-octet references to the static table included (so a block cannot inflate 42-fold for free);
+integers stop at 2^28; the cache of decoded Huffman literals (values sent again and again
+without indexing, like ``:path``) holds at most :data:`CACHE_BYTES` per connection, literals of
+up to 1 KiB, and only values of header lists that passed the size check.
+
 The encoder never touches a dynamic table: every header is a static-table reference (full match)
 or a literal without indexing (static name reference when there is one), never Huffman-coded.
 So an encoded block depends only on the header list and can be cached and shared by all

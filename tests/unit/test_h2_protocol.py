@@ -574,3 +574,27 @@ def test_huffman_cache_is_byte_bounded_and_filled_after_the_size_check() -> None
     with pytest.raises(HeaderListTooLargeError):
         decoder.decode(literal(b"a" * 90) + literal(b"b" * 90))
     assert decoder._cache == {} and decoder._cache_bytes == 0
+
+
+# ---------------------------------------------------------------------------- rate-limited logging
+
+
+def test_rate_limited_log_bounds_records_per_key(caplog: pytest.LogCaptureFixture) -> None:
+    import logging
+
+    from restate_sync.transport._logging import RateLimitedLog, truncate
+
+    now = [0.0]
+    log = RateLimitedLog(logging.getLogger("test.ratelimit"), burst=3, interval=60.0, clock=lambda: now[0])
+    with caplog.at_level(logging.INFO, logger="test.ratelimit"):
+        logged = [log.warning("a", "error %d %s", i, "x" * 1000) for i in range(100)]
+        assert logged == [True] * 3 + [False] * 97
+        assert log.warning("b", "another kind")  # a budget per key
+        now[0] = 61.0
+        assert log.warning("a", "again")
+    messages = [r.getMessage() for r in caplog.records]
+    assert len(messages) == 5
+    assert all(len(m) < 700 for m in messages)  # long arguments are cut
+    assert "further similar messages suppressed" in messages[2]
+    assert "97 similar messages suppressed" in messages[4]
+    assert truncate("abc", 2) == "ab… (1 more characters)"
