@@ -118,6 +118,8 @@ class Inbox:
 
     def discard(self) -> int:
         """Drop every queued item; returns the octets of the ``bytes`` items among them."""
+        if not self._items:
+            return 0
         dropped = sum(len(item) for item in self._items if item.__class__ is bytes)
         self._items.clear()
         return dropped

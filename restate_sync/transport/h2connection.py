@@ -230,7 +230,8 @@ class H2Connection:
         self.last_stream_id = 0
         #: no more input is accepted (a connection error, or close())
         self.closed = False
-        self._reset_ids: dict[int, None] = {}
+        # ids of streams we reset -> whether the peer had opened them (then late trailers are fine)
+        self._reset_ids: dict[int, bool] = {}
         self._decoder = Decoder(max_header_list_size=limits.max_header_list_size)
         self._table_size_update = False  # the peer lowered SETTINGS_HEADER_TABLE_SIZE
         self._pending = b""  # received bytes that do not make a whole frame yet
@@ -390,10 +391,10 @@ class H2Connection:
             if self._premature_resets:  # a stream served to the end makes up for a premature reset
                 self._premature_resets -= 1
 
-    def _send_reset(self, stream_id: int, code: int) -> None:
+    def _send_reset(self, stream_id: int, code: int, opened: bool = True) -> None:
         self._queue(f.rst_stream_frame(stream_id, code))
         reset_ids = self._reset_ids
-        reset_ids[stream_id] = None
+        reset_ids[stream_id] = opened
         if len(reset_ids) > self.limits.reset_memory:
             del reset_ids[next(iter(reset_ids))]
 
@@ -521,7 +522,7 @@ class H2Connection:
                 raise self._error(f.PROTOCOL_ERROR, f.DATA, stream_id, f"DATA on idle stream {stream_id}")
             self._credit_connection(length)
             if stream_id not in self._reset_ids:
-                self._send_reset(stream_id, f.STREAM_CLOSED)
+                self._send_reset(stream_id, f.STREAM_CLOSED, opened=False)
             return
         if stream.state not in RECEIVING:
             self._credit_connection(length)
@@ -632,7 +633,7 @@ class H2Connection:
                 f.PROTOCOL_ERROR, f.HEADERS, stream_id, f"HEADERS on even stream id {stream_id}"
             )
         if stream_id <= self.last_stream_id:
-            if stream_id in self._reset_ids:
+            if self._reset_ids.get(stream_id):
                 return  # trailers of a stream we reset
             raise self._error(
                 f.PROTOCOL_ERROR,
@@ -773,7 +774,7 @@ class H2Connection:
         if stream is not None:
             self._stream_error(stream, code)
         else:
-            self._send_reset(stream_id, code)
+            self._send_reset(stream_id, code, opened=False)
 
     def _on_ping(self, data: bytes, start: int, stop: int, flags: int, stream_id: int) -> None:
         if stream_id:

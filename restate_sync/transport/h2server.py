@@ -111,8 +111,11 @@ class H2Stream:
         return self.stream.stream_id
 
     def _consumed(self, octets: int) -> None:
-        """The handler took ``octets`` of the request body from the inbox."""
-        self._connection.consumed(self, octets)
+        """The handler took ``octets`` of the request body from the inbox: credit for the peer."""
+        connection = self._connection
+        if not connection._closed:
+            connection.protocol.acknowledge_received_data(self.stream, octets)
+            connection._kick()
 
     def respond(self, status: int, headers: list[tuple[str, str]], body: bytes | None = None) -> None:
         connection = self._connection

@@ -45,6 +45,7 @@ import h2.connection
 import h2.events
 import h2.exceptions
 import hpack
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -52,7 +53,9 @@ from restate_sync.transport.h2connection import DataReceived, H2Connection, Requ
 from restate_sync.transport.h2state import H2ProtocolError
 from restate_sync.transport.hpack_codec import _text
 
-from .runner import run_fuzz
+from .runner import FUZZ_SECONDS, run_fuzz
+
+pytestmark = pytest.mark.timeout(FUZZ_SECONDS + 300)
 
 PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
 DATA, HEADERS, PRIORITY, RST_STREAM, SETTINGS, PUSH_PROMISE, PING, GOAWAY, WINDOW_UPDATE, CONTINUATION = (

@@ -15,12 +15,15 @@ from __future__ import annotations
 from typing import Any
 
 import hpack
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from restate_sync.transport.hpack_codec import Decoder, HPACKDecodingError, _text
 
-from .runner import run_fuzz
+from .runner import FUZZ_SECONDS, run_fuzz
+
+pytestmark = pytest.mark.timeout(FUZZ_SECONDS + 300)
 
 LIST_LIMIT = 4096
 
