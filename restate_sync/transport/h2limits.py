@@ -2,8 +2,10 @@
 
 The defaults follow the servers users would otherwise put in front of a Python SDK — the ``h2``
 library with hypercorn, and nginx — where they have an equivalent, and are chosen so that
-restate-server's own client (which pools connections, keeps them open while idle for up to five
-minutes and opens another one when a connection's streams are 70% in use) never runs into them.
+restate-server's own client never runs into them: it pools connections, opens another one
+before a connection's streams run out (recent versions cap a connection at 128 streams and
+start a new one at 70% use; the scale test saw 116 connections for 10,000 invocations) and
+evicts idle pooled connections after five minutes.
 ``docs/limits.md`` lists every limit with what a client sees when it hits one.
 """
 
