@@ -44,7 +44,7 @@ from typing import Any
 from . import h2frames as f
 from .h2flow import ReceiveWindow, SendWindow
 from .h2limits import DEFAULT_LIMITS, H2Limits
-from .h2state import RECEIVING, SENDING, H2ProtocolError, StreamInput, StreamState, transition
+from .h2state import RECEIVING, SENDING, TRANSITIONS, H2ProtocolError, StreamInput, StreamState, transition
 from .hpack_codec import TABLE_SIZE_ZERO, Decoder, HeaderListTooLargeError, HPACKDecodingError, encode_headers
 
 __all__ = [
@@ -70,6 +70,10 @@ _window_update = f.window_update_frame
 _OPEN = StreamState.OPEN
 _HALF_CLOSED_REMOTE = StreamState.HALF_CLOSED_REMOTE
 _CLOSED = StreamState.CLOSED
+_RECV_END_STREAM = StreamInput.RECV_END_STREAM
+_SEND_END_STREAM = StreamInput.SEND_END_STREAM
+# transition() without the call, for the per-frame paths (the same table, TRANSITIONS)
+_next = TRANSITIONS.get
 _PREFACE_SIZE = len(f.PREFACE)
 
 
@@ -383,7 +387,7 @@ class H2Connection:
                 self._queue(_window_update(stream.stream_id, increment))
 
     def _local_end(self, stream: Stream) -> None:
-        state = transition(stream.state, StreamInput.SEND_END_STREAM)
+        state = _next((stream.state, _SEND_END_STREAM))
         assert state is not None, stream
         stream.state = state
         if state is _CLOSED:
@@ -504,7 +508,7 @@ class H2Connection:
         if not stream_id:
             raise self._error(f.PROTOCOL_ERROR, f.DATA, 0, "DATA on stream 0")
         length = stop - start  # the whole payload counts against the windows, padding included
-        if not self.inbound.receive(length):
+        if length and not self.inbound.receive(length):
             raise self._error(f.FLOW_CONTROL_ERROR, f.DATA, 0, "DATA beyond the connection window")
         if flags & f.PADDED:
             if not length:
@@ -528,15 +532,16 @@ class H2Connection:
             self._credit_connection(length)
             self._stream_error(stream, f.STREAM_CLOSED)
             return
-        if not stream.inbound.receive(length):
-            self._credit_connection(length)
-            self._stream_error(stream, f.FLOW_CONTROL_ERROR)
-            return
-        if stop - start < length:  # padding is never delivered: its credit comes back now
-            self.acknowledge_received_data(stream, length - (stop - start))
+        if length:
+            if not stream.inbound.receive(length):
+                self._credit_connection(length)
+                self._stream_error(stream, f.FLOW_CONTROL_ERROR)
+                return
+            if stop - start < length:  # padding is never delivered: its credit comes back now
+                self.acknowledge_received_data(stream, length - (stop - start))
         end_stream = flags & f.END_STREAM
         if end_stream:
-            state = transition(stream.state, StreamInput.RECV_END_STREAM)
+            state = _next((stream.state, _RECV_END_STREAM))
             assert state is not None
             stream.state = state
             if state is _CLOSED:
