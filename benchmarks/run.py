@@ -231,6 +231,7 @@ def start_sdk(
 
 def register_and_check(server: Any, sdks: dict[str, dict[str, Any]]) -> None:
     from restate_sync.client import IngressClient, IngressError
+    from restate_sync.restate_server.processes import wait_until
 
     for name, sdk in sdks.items():
         info = server.register_deployment(sdk["uri"])
@@ -245,15 +246,16 @@ def register_and_check(server: Any, sdks: dict[str, dict[str, Any]]) -> None:
             (f"Counter{s}", "add", 0, "check", 0),
         ]
         for service, handler, arg, key, expected in checks:
-            deadline = time.monotonic() + 20
-            while True:
+
+            def answer(service: str = service, handler: str = handler, arg: Any = arg, key: Any = key) -> Any:
                 try:
-                    got = ingress.call(service, handler, arg, key=key)
-                    break
+                    return [ingress.call(service, handler, arg, key=key)]
                 except IngressError as exc:  # the ingress learns new deployments asynchronously
-                    if exc.status != 404 or time.monotonic() > deadline:
+                    if exc.status != 404:
                         raise
-                    time.sleep(0.2)
+                    return None
+
+            (got,) = wait_until(answer, 20, 0.2, f"{service}/{handler} to be routed")
             if got != expected:
                 raise SystemExit(f"error: {service}/{handler} returned {got!r}, expected {expected!r}")
     bl.log("every SDK answers every scenario correctly")
@@ -414,6 +416,9 @@ def start_pyspy(
             return None
 
 
+# Path prefixes cut from profiled file names (the repository itself, the venv's packages, the stdlib).
+PATH_MARKERS = ("site-packages/", f"{bl.REPO}/", "python3.11/")
+
 # Leaf frames that mean "waiting in the kernel for I/O": the hub's epoll wait is idle time, not CPU.
 IDLE_LEAVES = (
     "epoll_wait",
@@ -471,7 +476,7 @@ def _frame_name(frame: str) -> str:
     # "func (path/to/file.py:123)" → "func (file.py)" with a shortened path
     func, _, rest = frame.partition(" (")
     path = rest.rstrip(")").rsplit(":", 1)[0]
-    for marker in ("site-packages/", "/work/main/", "python3.11/"):
+    for marker in PATH_MARKERS:
         if marker in path:
             path = path.split(marker, 1)[1]
             break
@@ -505,7 +510,7 @@ def summarize_cprofile(path: Path, top: int = 25) -> dict[str, Any]:
 
 
 def _short(path: str) -> str:
-    for marker in ("site-packages/", "/work/main/", "python3.11/"):
+    for marker in PATH_MARKERS:
         if marker in path:
             return path.split(marker, 1)[1]
     return path

@@ -307,7 +307,8 @@ def test_deeply_nested_header_is_a_clean_rejection(verifier):
     # 1000 nested arrays fit under the length cap; json would recurse past its limit
     head = b64url(b"[" * 1000 + b"]" * 1000)
     message = rejected(verifier, "/invoke/Svc/h", signed(f"{head}.e30.AA"))
-    assert "the header is not JSON" in message
+    # CPython 3.11's json recurses past its limit here (not JSON); 3.12+ parses it (not an object)
+    assert re.search(r"the header is not (JSON|a JSON object)", message)
 
 
 def test_integer_of_thousands_of_digits_is_a_clean_rejection(verifier):

@@ -22,9 +22,9 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from .client import AdminClient, IngressClient
-from .endpoint import Endpoint, endpoint
-from .restate_server import RestateServer
+from ..client import AdminClient, IngressClient
+from ..endpoint import Endpoint, endpoint
+from ..restate_server import RestateServer
 
 __all__ = ["EndpointThread", "TestEnvironment", "start"]
 
@@ -57,15 +57,16 @@ class EndpointThread:
 
     def _run(self) -> None:
         import gevent
+        from gevent.event import Event
 
-        from .transport.h2server import H2Server
+        from ..transport.h2server import H2Server
 
         try:
             server = H2Server(self.endpoint.handle, self._bind)
             server.start()
             self.address = server.address[:2]
             hub = gevent.get_hub()
-            done = gevent.event.Event()
+            done = Event()
             self._stop_watcher = hub.loop.async_()
             self._stop_watcher.start(done.set)
         except BaseException as exc:
