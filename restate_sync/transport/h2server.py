@@ -543,11 +543,10 @@ class H2Server:
 
     def _handle_connection(self, sock: socket.socket, address: Any) -> None:
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        initial = None
         try:
-            with gevent.Timeout(self.limits.preface_timeout, False):
+            with gevent.Timeout(self.limits.preface_timeout):
                 initial = _read_preface(sock)
-        except OSError:
+        except (OSError, gevent.Timeout):  # gone, or silent for preface_timeout
             return
         if initial is None:
             return
