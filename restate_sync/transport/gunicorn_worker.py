@@ -21,9 +21,10 @@ The application (``module:endpoint``) is a restate_sync ``Endpoint`` (``endpoint
   every connection. SIGINT/SIGQUIT stop at once.
 * **max_requests is ignored**: recycling a worker after N requests would cut the runtime's pooled
   HTTP/2 connections and every invocation streaming on them; a warning says so at boot.
-* ``--worker-connections`` is not applied (the server's own connection limit holds), nor are
-  gunicorn's HTTP settings (``--limit-request-*``, ``--keep-alive``): the endpoint's server has its
-  own (``docs/limits.md``). gunicorn's request hooks (``pre_request``/``post_request``) and access
+* ``--worker-connections`` (default 1000) is the server's ``max_connections`` per listener:
+  at the cap it stops accepting until a connection closes. gunicorn's HTTP settings
+  (``--limit-request-*``, ``--keep-alive``) do not apply: the endpoint's server has its own
+  (``docs/limits.md``). gunicorn's request hooks (``pre_request``/``post_request``) and access
   log are not called: requests never pass through gunicorn's HTTP code. TCP listeners only.
 """
 
@@ -31,6 +32,7 @@ from __future__ import annotations
 
 import os
 import time
+from dataclasses import replace
 from typing import Any, cast
 
 import gevent
@@ -39,6 +41,7 @@ from gevent import socket as gsocket
 from gunicorn.workers.base import Worker as BaseWorker
 
 from ..exchange import Handler
+from .h2limits import DEFAULT_LIMITS
 from .h2server import H2Server
 from .patching import warn_if_unpatched
 from .serving import InFlight
@@ -103,7 +106,9 @@ class Worker(BaseWorker):  # type: ignore[misc]  # gunicorn is untyped
                 self.cfg.max_requests,
             )
         in_flight = InFlight(self.handler)
-        servers = [H2Server(in_flight, sock) for sock in self.sockets]
+        # gunicorn's --worker-connections bounds the open connections of each listener
+        limits = replace(DEFAULT_LIMITS, max_connections=self.cfg.worker_connections)
+        servers = [H2Server(in_flight, sock, limits) for sock in self.sockets]
         for server in servers:
             server.start()
         while self.alive:
