@@ -21,10 +21,11 @@ from gevent.event import Event
 from gevent.threadpool import ThreadPool
 from greenlet import getcurrent
 
+from ._current import attempt as _current_attempt
 from ._current import current as _current_context
 from .errors import DisconnectedError, InvocationFailedError, SuspendedError, TerminalError
 from .exchange import DISCONNECTED, EOF, Inbox
-from .protocol.vm import VM, Failure, FutureTree, Progress, RetryPolicy
+from .protocol.vm import VM, Failure, FutureTree, InvocationInput, Progress, RetryPolicy
 
 if TYPE_CHECKING:
     from .service import HandlerDefinition, ServiceDefinition
@@ -248,6 +249,7 @@ class Attempt:
         """Drive the whole attempt. Runs on the handler greenlet."""
         self.greenlet = getcurrent()
         vm = self.vm
+        attempt_token = _current_attempt.set(self)
         try:
             while not vm.is_ready and not vm.is_closed:
                 self._pump()
@@ -262,6 +264,7 @@ class Attempt:
             self._kill_runs()
             self._finish()
             self.finished.set()
+            _current_attempt.reset(attempt_token)
 
     def _invoke_handler(self) -> None:
         vm = self.vm
@@ -273,17 +276,7 @@ class Attempt:
             ctx = self._context_factory(self)
             token = _current_context.set(ctx)
             try:
-                if handler.takes_input:
-                    try:
-                        argument = handler.input_serde.deserialize(invocation.input)
-                    except Exception as exc:
-                        raise TerminalError(
-                            f"cannot decode the input of {self.service.name}/{handler.name}: {exc}",
-                            status_code=400,
-                        ) from exc
-                    result = handler.fn(ctx, argument)
-                else:
-                    result = handler.fn(ctx)
+                result = self.call_handler(ctx, invocation)
                 try:
                     payload = handler.output_serde.serialize(result)
                 except Exception as exc:
@@ -315,6 +308,20 @@ class Attempt:
                 exc_info=logger.isEnabledFor(logging.DEBUG),
             )
             vm.notify_error(_describe(exc), stacktrace=_stacktrace(exc))
+
+    def call_handler(self, ctx: Any, invocation: InvocationInput) -> Any:
+        """Decode the input and call the handler; what inbound middleware wraps (``middleware.py``)."""
+        handler = self.handler
+        if handler.takes_input:
+            try:
+                argument = handler.input_serde.deserialize(invocation.input)
+            except Exception as exc:
+                raise TerminalError(
+                    f"cannot decode the input of {self.service.name}/{handler.name}: {exc}",
+                    status_code=400,
+                ) from exc
+            return handler.fn(ctx, argument)
+        return handler.fn(ctx)
 
     def _end_with_terminal_error(self, error: TerminalError) -> None:
         try:
