@@ -17,17 +17,17 @@ import pytest
 
 pytest.importorskip("opentelemetry.sdk", reason="needs the OpenTelemetry SDK (pip install -e '.[dev]')")
 
-from opentelemetry.sdk.trace import ReadableSpan, TracerProvider  # noqa: E402
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor  # noqa: E402
-from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter  # noqa: E402
-from opentelemetry.trace import SpanKind, StatusCode  # noqa: E402
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import SpanKind, StatusCode
 
-import restate_sync as restate  # noqa: E402
-import restate_sync.testing  # noqa: E402
-from restate_sync.otel import TracingMiddleware  # noqa: E402
-from restate_sync.restate_server.processes import free_port  # noqa: E402
+import restate_sync as restate
+import restate_sync.testing
+from restate_sync.otel import TracingMiddleware
+from restate_sync.restate_server.processes import free_port
 
-from ..waiting import wait_until  # noqa: E402
+from ..waiting import wait_until
 
 pytestmark = pytest.mark.e2e
 

@@ -157,7 +157,7 @@ def test_terminal_error_is_the_output() -> None:
     assert result.outcome == "completed"
     assert result.error is not None and result.error.status_code == 409
     with pytest.raises(restate.TerminalError, match="out of stock"):
-        result.output
+        _ = result.output
     assert result.steps == ["get stock", "output failure 409"]
 
 
@@ -166,7 +166,7 @@ def test_unanswered_call_suspends() -> None:
     assert result.outcome == "suspended"
     assert result.waiting == ["call Shipping/ship"]
     with pytest.raises(SimulationError, match="waiting for call Shipping/ship"):
-        result.output
+        _ = result.output
 
 
 def test_a_failed_call_raises_in_the_handler() -> None:
@@ -205,7 +205,7 @@ def test_a_handler_that_keeps_failing_ends_failed() -> None:
     )
     assert result.outcome == "failed" and len(result.failures) == 6
     with pytest.raises(SimulationError, match="down"):
-        result.output
+        _ = result.output
 
 
 def test_state_keys_and_clear_all_with_lazy_state() -> None:
