@@ -16,9 +16,8 @@ import pytest
 
 import restate_sync as restate
 import restate_sync.logs
-import restate_sync.testing
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.restate(always_suspend="both")]
 
 replay_aware = restate.getLogger("tests.e2e.logs.module")
 plain = logging.getLogger("tests.e2e.logs.plain")
@@ -40,6 +39,9 @@ class Chatty(restate.Service):
         ctx.run_sync("block", block)
         ctx.logger.info("done %s", tag)
         return "ok"
+
+
+restate_services = [Chatty]  # served by restate-sync's pytest plugin
 
 
 class Collect(logging.Handler):
@@ -72,17 +74,10 @@ def collect() -> Iterator[Collect]:
         lg.setLevel(level)
 
 
-@pytest.fixture(scope="module", params=[False, True], ids=["streaming", "always-suspend"])
-def env(request: pytest.FixtureRequest) -> Iterator[restate_sync.testing.TestEnvironment]:
-    with restate_sync.testing.start(Chatty, always_suspend=request.param) as environment:
-        environment.always_suspend = request.param  # type: ignore[attr-defined]
-        yield environment
-
-
-def test_lines_before_a_suspension_are_logged_once(env: Any, collect: Collect) -> None:
+def test_lines_before_a_suspension_are_logged_once(restate_env: Any, collect: Collect) -> None:
     tag = uuid.uuid4().hex
-    sent = env.ingress.send("Chatty", "talk", tag)
-    assert env.ingress.attach(sent["invocationId"], timeout=30) == "ok"
+    sent = restate_env.ingress.send("Chatty", "talk", tag)
+    assert restate_env.ingress.attach(sent["invocationId"], timeout=30) == "ok"
     records = collect.tagged(tag)
     messages = [r.getMessage() for r in records]
 
@@ -94,7 +89,7 @@ def test_lines_before_a_suspension_are_logged_once(env: Any, collect: Collect) -
         assert count(f"module step {step}") == 1, messages
     assert count("inside run") == 1 and count("done") == 1
     attempts = {r.restate_attempt for r in records}
-    if env.always_suspend:
+    if restate_env.always_suspend:
         # three sleeps and a run, each suspending: the plain logger repeats what came before
         assert count("plain step 0") >= 4 and count("plain step 0") > count("plain step 2") >= 2
         assert len(attempts) >= 4
@@ -105,10 +100,10 @@ def test_lines_before_a_suspension_are_logged_once(env: Any, collect: Collect) -
     assert ctx_logger_names == {__name__}  # ctx.logger is the handler module's logger
 
 
-def test_every_record_names_its_invocation(env: Any, collect: Collect) -> None:
+def test_every_record_names_its_invocation(restate_env: Any, collect: Collect) -> None:
     tag = uuid.uuid4().hex
-    sent = env.ingress.send("Chatty", "talk", tag)
-    env.ingress.attach(sent["invocationId"], timeout=30)
+    sent = restate_env.ingress.send("Chatty", "talk", tag)
+    restate_env.ingress.attach(sent["invocationId"], timeout=30)
     records = collect.tagged(tag)
     assert records
     for record in records:
@@ -119,7 +114,7 @@ def test_every_record_names_its_invocation(env: Any, collect: Collect) -> None:
         assert isinstance(record.restate_attempt, int) and record.restate_attempt > 0
     replayed = [r for r in records if r.restate_replaying]
     assert all(r.name == plain.name for r in replayed)
-    assert bool(replayed) is env.always_suspend
+    assert bool(replayed) is restate_env.always_suspend
     formatter = logging.Formatter(
         "%(restate_service)s/%(restate_handler)s %(restate_invocation_id)s %(message)s"
     )

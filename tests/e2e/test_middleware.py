@@ -2,26 +2,25 @@
 through two services (calls and sends), hooks nest in the documented order, run hooks see only
 executed runs, and outbound hooks do not make replays non-deterministic.
 
-Each test runs twice: once in streaming mode, once with every blocking await suspending (the
-server's inactivity timeout at 0), so the hooks also face replays.
+Served through restate-sync's pytest plugin (``restate_services`` below); each test runs twice,
+once streaming and once with every blocking await suspending, so the hooks also face replays.
 """
 
 from __future__ import annotations
 
 import threading
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from contextvars import ContextVar
 from typing import Any
 
 import pytest
 
 import restate_sync as restate
-import restate_sync.testing
 
 from ..waiting import wait_until
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.restate(always_suspend="both")]
 
 TENANT: ContextVar[str] = ContextVar("tenant", default="")
 _lock = threading.Lock()
@@ -113,16 +112,12 @@ class Ledger(restate.VirtualObject):
         return ctx.get("entry")
 
 
-@pytest.fixture(scope="module", params=[False, True], ids=["streaming", "always-suspend"])
-def env(request: pytest.FixtureRequest) -> Iterator[restate_sync.testing.TestEnvironment]:
-    ep = restate.endpoint(Front, Back, Ledger).use(Tenancy(), Recorder("outer"), Recorder("inner"))
-    with restate_sync.testing.start(ep, always_suspend=request.param) as environment:
-        yield environment
+restate_services = restate.endpoint(Front, Back, Ledger).use(Tenancy(), Recorder("outer"), Recorder("inner"))
 
 
-def test_tenancy_flows_from_ingress_through_two_services(env: Any) -> None:
+def test_tenancy_flows_from_ingress_through_two_services(restate_env: Any) -> None:
     tenant = f"acme-{uuid.uuid4().hex[:6]}"
-    result = env.ingress.call("Front", "order", "book", headers={"x-tenant": tenant})
+    result = restate_env.ingress.call("Front", "order", "book", headers={"x-tenant": tenant})
     assert result["front"] == tenant
     assert result["reservation"] == "reserved book"
     # the callee saw the header as its invocation header, and its own inbound hook picked it up
@@ -131,20 +126,23 @@ def test_tenancy_flows_from_ingress_through_two_services(env: Any) -> None:
     # the first registered middleware ("outer") had the last word on the outgoing headers
     assert result["back"]["last_outbound"] == "outer"
     # the send carried it too: the ledger entry is keyed and stamped by the tenant
-    entry = wait_until(lambda: env.ingress.call("Ledger", "entry", key=tenant), what="ledger entry")
+    entry = wait_until(lambda: restate_env.ingress.call("Ledger", "entry", key=tenant), what="ledger entry")
     assert entry == {"item": "book", "tenant": tenant}
 
 
-def test_without_the_header_nothing_is_invented(env: Any) -> None:
-    result = env.ingress.call("Front", "order", "pen")
+def test_without_the_header_nothing_is_invented(restate_env: Any) -> None:
+    result = restate_env.ingress.call("Front", "order", "pen")
     assert result["front"] == ""
     assert result["back"]["header"] is None
-    assert wait_until(lambda: env.ingress.call("Ledger", "entry", key="none"), what="entry")["tenant"] == ""
+    assert (
+        wait_until(lambda: restate_env.ingress.call("Ledger", "entry", key="none"), what="entry")["tenant"]
+        == ""
+    )
 
 
-def test_hooks_nest_in_the_documented_order(env: Any) -> None:
-    sent = env.ingress.send("Front", "order", "lamp")
-    env.ingress.attach(sent["invocationId"])
+def test_hooks_nest_in_the_documented_order(restate_env: Any) -> None:
+    sent = restate_env.ingress.send("Front", "order", "lamp")
+    restate_env.ingress.attach(sent["invocationId"])
     invocation_id = sent["invocationId"]
     with _lock:
         mine = [(who, what) for inv, who, what in EVENTS if inv == invocation_id]
@@ -169,16 +167,16 @@ def test_hooks_nest_in_the_documented_order(env: Any) -> None:
     ]
 
 
-def test_replays_reuse_journaled_headers(env: Any, request: pytest.FixtureRequest) -> None:
+def test_replays_reuse_journaled_headers(restate_env: Any) -> None:
     # Under always-suspend, Front/order replays its call and send on later attempts; the
     # per-attempt nonce headers would make those replays fail with 570 if the hooks ran again.
-    sent = env.ingress.send("Front", "order", "cup", headers={"x-tenant": "t"})
-    assert env.ingress.attach(sent["invocationId"], timeout=20)["back"]["tenant"] == "t"
+    sent = restate_env.ingress.send("Front", "order", "cup", headers={"x-tenant": "t"})
+    assert restate_env.ingress.attach(sent["invocationId"], timeout=20)["back"]["tenant"] == "t"
     with _lock:
         attempts = sum(
             1
             for inv, who, what in EVENTS
             if inv == sent["invocationId"] and (who, what) == ("outer", "before")
         )
-    if "always-suspend" in request.node.callspec.id:
+    if restate_env.always_suspend:
         assert attempts >= 3  # run, call, sleep: each await suspended and the handler replayed
