@@ -20,7 +20,7 @@ from .context import (
     current_workflow_context,
 )
 from .endpoint import Endpoint, endpoint
-from .errors import TerminalError, TimeoutError
+from .errors import MisuseError, RetryableError, TerminalError, TimeoutError
 from .futures import DurableCallFuture, DurableFuture, SendHandle, all, all_settled, any, race
 from .logs import getLogger
 from .middleware import Middleware
@@ -39,9 +39,11 @@ __all__ = [
     "InvocationRetryPolicy",
     "JsonSerde",
     "Middleware",
+    "MisuseError",
     "ObjectContext",
     "ObjectSharedContext",
     "Request",
+    "RetryableError",
     "RunRetryPolicy",
     "SendHandle",
     "Serde",
