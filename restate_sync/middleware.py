@@ -251,9 +251,10 @@ class _HookedAttempt(Attempt):
             step = RunStep(self.vm.run_name(handle), view, background)
             block = fn
 
-            def fn() -> Any:
+            def hooked() -> Any:
                 return _nest(hooks, "around_run", step, block)
 
+            fn = hooked
         super().register_run(handle, fn, retry_policy, background, serialize)
 
 

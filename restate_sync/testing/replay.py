@@ -45,7 +45,7 @@ import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import gevent
 
@@ -865,7 +865,7 @@ class _RecordingEndpoint(Endpoint):
             return
         log: list[tuple[str, bytes]] = []
         try:
-            super().handle(_RecordingExchange(exchange, log))  # type: ignore[arg-type]
+            super().handle(cast(Exchange, _RecordingExchange(exchange, log)))
         finally:
             self._recorder._attempt_done(path[-2], path[-1], exchange.headers.get("content-type", ""), log)
 
