@@ -47,6 +47,7 @@ way out. An endpoint with no middleware builds none of this: the driver then pay
 
 from __future__ import annotations
 
+import types
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -196,10 +197,15 @@ class MiddlewareChain:
         exchange: Exchange,
         *,
         context_factory: Callable[[Attempt], Any],
+        attempt_class: type[Attempt] = Attempt,
     ) -> Attempt:
-        """The driver of one attempt, with this chain's hooks in place."""
+        """The driver of one attempt, with this chain's hooks in place.
+
+        ``attempt_class`` (a subclass of :class:`Attempt`) gets the hooks mixed in; the offline
+        replay kit uses it.
+        """
         vm = _HookedVM(version) if self.outbound else VM(version)
-        attempt = _HookedAttempt(
+        attempt = _hooked_class(attempt_class)(
             service, handler, vm, exchange.inbox, exchange, context_factory=context_factory
         )
         attempt.chain = self
@@ -256,6 +262,21 @@ class _HookedAttempt(Attempt):
 
             fn = hooked
         super().register_run(handle, fn, retry_policy, background, serialize)
+
+
+_hooked_classes: dict[type[Attempt], type[_HookedAttempt]] = {}
+
+
+def _hooked_class(base: type[Attempt]) -> type[_HookedAttempt]:
+    if base is Attempt:
+        return _HookedAttempt
+    cls = _hooked_classes.get(base)
+    if cls is None:
+        # a proper subclass of Attempt first, then the hooks: a consistent method order
+        bases: tuple[type, ...] = (base, _HookedAttempt)
+        made: type[_HookedAttempt] = types.new_class(f"Hooked{base.__name__}", bases)
+        cls = _hooked_classes.setdefault(base, made)
+    return cls
 
 
 class _HookedVM(VM):

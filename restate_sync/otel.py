@@ -14,7 +14,8 @@ Spans, through the tracer provider given (default: the global one):
     ``restate.invocation.target``, ``restate.service``, ``restate.handler``, ``restate.key`` (objects
     and workflows) and ``restate.attempt.outcome``: ``completed``, ``suspended``, ``failed``
     (terminal error, span status ERROR), ``retrying`` (any other exception, status ERROR) or
-    ``aborted`` (the attempt ended under the handler: protocol failure, disconnect). It is the
+    ``aborted`` (the attempt ended under the handler: a protocol failure such as non-determinism,
+    status ERROR, or a disconnect). It is the
     current span while the handler runs, so spans user code starts nest inside it.
 ``run {name}`` (INTERNAL)
     one per executed ``run`` block (replayed runs do not execute, so they have none), current
@@ -44,7 +45,7 @@ from opentelemetry import propagate, trace
 from opentelemetry.trace import NonRecordingSpan, SpanContext, SpanKind, Status, StatusCode, TraceFlags
 
 from ._version import __version__
-from .errors import SuspendedError, TerminalError
+from .errors import InvocationFailedError, SuspendedError, TerminalError
 from .middleware import Invocation, Middleware, OutboundCall, RunStep
 
 __all__ = ["TracingMiddleware"]
@@ -125,6 +126,9 @@ class TracingMiddleware(Middleware):
             return result
         except SuspendedError:
             outcome = "suspended"
+            raise
+        except InvocationFailedError as exc:  # the state machine failed the attempt (e.g. 570)
+            _failed(span, exc)
             raise
         except TerminalError as exc:
             outcome = "failed"

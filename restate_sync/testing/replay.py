@@ -53,6 +53,7 @@ from ..endpoint import Endpoint, _context_class
 from ..errors import TerminalError
 from ..exchange import EOF, Exchange, Inbox
 from ..invocation import Attempt
+from ..middleware import Middleware, MiddlewareChain
 from ..protocol import messages as m
 from ..protocol.framing import FrameDecoder, encode_frame
 from ..protocol.messages import pb
@@ -259,6 +260,31 @@ class _OfflineAttempt(Attempt):
         super().register_run(handle, fn, retry_policy, background, serialize)
 
 
+class _OfflineExchange:
+    """What middleware sees of an offline attempt's request: the headers restate-server sends."""
+
+    def __init__(self, inbox: Inbox, sink: _Sink, version: int, invocation_id: str) -> None:
+        self.method = "POST"
+        self.path = "/invoke"
+        self.http2 = True
+        self.inbox = inbox
+        self.headers = {
+            "content-type": f"application/vnd.restate.invocation.v{version}",
+            "x-restate-invocation-id": invocation_id,
+        }
+        self.write = sink.write
+        self.close = sink.close
+
+    def respond(self, status: int, headers: list[tuple[str, str]], body: bytes | None = None) -> None:
+        raise AssertionError("offline attempts write their response through the sink")
+
+
+def _chain(middleware: Sequence[Middleware] | MiddlewareChain | None) -> MiddlewareChain | None:
+    if isinstance(middleware, MiddlewareChain):
+        return middleware
+    return MiddlewareChain(middleware) if middleware else None
+
+
 @dataclass
 class _AttemptResult:
     written: list[tuple[int, Any]]
@@ -288,12 +314,27 @@ def _run_attempt(
     version: int,
     data: bytes,
     run_script: Callable[[str], Any] | None = None,
+    chain: MiddlewareChain | None = None,
+    invocation_id: str = "",
 ) -> _AttemptResult:
     inbox = Inbox()
     sink = _Sink()
-    attempt = _OfflineAttempt(
-        service, handler, VM(version), inbox, sink, context_factory=_context_class(service, handler)
-    )
+    context_factory = _context_class(service, handler)
+    attempt: _OfflineAttempt
+    if chain is None:
+        attempt = _OfflineAttempt(service, handler, VM(version), inbox, sink, context_factory=context_factory)
+    else:
+        exchange = _OfflineExchange(inbox, sink, version, invocation_id)
+        hooked = chain.attempt(
+            service,
+            handler,
+            version,
+            cast(Exchange, exchange),
+            context_factory=context_factory,
+            attempt_class=_OfflineAttempt,
+        )
+        assert isinstance(hooked, _OfflineAttempt)
+        attempt = hooked
     attempt.run_script = run_script
     inbox.put(data)
     inbox.put(EOF)
@@ -358,6 +399,7 @@ class Simulation:
     raw_state: dict[str, bytes]
     waiting: list[str] = field(default_factory=list)
     failures: list[str] = field(default_factory=list)
+    middleware: Sequence[Middleware] = ()
 
     @property
     def commands(self) -> list[Any]:
@@ -411,7 +453,7 @@ class Simulation:
 
     def replay(self) -> ReplayResult:
         """Replay the recorded journal once more, offline, against the same handler."""
-        return replay(self.journal, self.service)
+        return replay(self.journal, self.service, middleware=self.middleware)
 
 
 class _Peer:
@@ -634,6 +676,7 @@ def simulate(
     invocations: Mapping[str, Any] | None = None,
     timers: bool = True,
     cancel: bool = False,
+    middleware: Sequence[Middleware] = (),
     max_attempts: int = 200,
     max_retries: int = 5,
     random_seed: int = 0x5EED,
@@ -656,13 +699,15 @@ def simulate(
     * ``promises``: ``{name: value}`` of durable promises (workflows); ``signals``: named signals
       sent to this invocation; ``invocations``: results for ``attach_invocation`` and friends;
     * ``timers=False`` leaves every sleep and timeout unfired; ``cancel=True`` cancels the
-      invocation while it first waits.
+      invocation while it first waits;
+    * ``middleware``: endpoint middleware to run around the attempts, runs and calls.
 
     Raises :class:`NonDeterminismError` if a later attempt does not replay what an earlier one
     did. A handler that raises a retryable exception is retried up to ``max_retries`` times in a
     row. The result tells the outcome; see :class:`Simulation`.
     """
     definition, handler_def = _resolve(service, handler)
+    chain = _chain(middleware)
     state_bytes = {k: _encode_value(v) for k, v in (state or {}).items()}
     peer = _Peer(
         state=dict(state_bytes),
@@ -697,7 +742,7 @@ def simulate(
         start.known_entries = len(entries)
         start.retry_count_since_last_stored_entry = retries
         data = _frame(m.START, start) + b"".join(_frame(t, msg) for t, msg in entries)
-        result = _run_attempt(definition, handler_def, version, data, peer.run_outcome)
+        result = _run_attempt(definition, handler_def, version, data, peer.run_outcome, chain, invocation_id)
         stored_before = len(entries)
         for message_type, message in result.written:
             if m.is_command(message_type):
@@ -730,8 +775,17 @@ def simulate(
     else:
         raise ReplayError(f"{definition.name}/{handler_def.name} did not finish in {max_attempts} attempts")
     journal = Journal(definition.name, handler_def.name, version, first_start, entries)
+    middleware_used = chain.middleware if chain is not None else ()
     return Simulation(
-        definition, handler_def, journal, outcome, attempts, dict(peer.state), waiting, failures
+        definition,
+        handler_def,
+        journal,
+        outcome,
+        attempts,
+        dict(peer.state),
+        waiting,
+        failures,
+        middleware_used,
     )
 
 
@@ -754,19 +808,34 @@ class ReplayResult:
         return [describe(t, msg) for t, msg in self.new_commands if m.is_command(t)]
 
 
-def replay(journal: Journal | bytes | str | Path, service: Any) -> ReplayResult:
-    """Replay ``journal`` offline against ``service`` (a service class) as today's code has it.
+def replay(
+    journal: Journal | bytes | str | Path, service: Any, *, middleware: Sequence[Middleware] = ()
+) -> ReplayResult:
+    """Replay ``journal`` offline against ``service`` as today's code has it.
 
-    ``journal`` is a :class:`Journal`, its bytes, or the path of a file written by
-    :meth:`Journal.save`. Raises :class:`NonDeterminismError` with the state machine's message
-    when the handler's commands differ from the journal's, and :class:`ReplayError` when the
-    replay fails otherwise. A journal that ends mid-invocation replays up to its end: the result
-    says what the handler did next, and a ``run`` past the end is not executed.
+    ``service`` is a service class, or an :class:`~restate_sync.Endpoint` (its service of the
+    journal's name, with the endpoint's middleware — needed when outbound middleware added
+    headers to the journaled calls). ``journal`` is a :class:`Journal`, its bytes, or the path of
+    a file written by :meth:`Journal.save`. Raises :class:`NonDeterminismError` with the state
+    machine's message when the handler's commands differ from the journal's, and
+    :class:`ReplayError` when the replay fails otherwise. A journal that ends mid-invocation
+    replays up to its end: the result says what the handler did next, and a ``run`` past the end
+    is not executed.
     """
     if isinstance(journal, (bytes, bytearray)):
         journal = Journal.from_bytes(bytes(journal))
     elif isinstance(journal, (str, Path)):
         journal = Journal.load(journal)
+    chain = _chain(middleware)
+    if isinstance(service, Endpoint):
+        if chain is None and service.middleware:
+            chain = MiddlewareChain(service.middleware)
+        found = service.services.get(journal.service)
+        if found is None:
+            raise ReplayError(
+                f"the endpoint has no service {journal.service!r} (it has {sorted(service.services)})"
+            )
+        service = found
     if service_definition(service).name != journal.service:
         raise ReplayError(
             f"the journal is of {journal.service}/{journal.handler}, not of {service_definition(service).name}"
@@ -781,7 +850,15 @@ def replay(journal: Journal | bytes | str | Path, service: Any) -> ReplayResult:
 
         return refuse
 
-    result = _run_attempt(definition, handler_def, journal.version, journal.frames(), no_side_effects)
+    result = _run_attempt(
+        definition,
+        handler_def,
+        journal.version,
+        journal.frames(),
+        no_side_effects,
+        chain,
+        journal.invocation_id,
+    )
     if result.error is not None:
         if result.error.code == JOURNAL_MISMATCH:
             raise NonDeterminismError(f"[{result.error.code}] {result.error.message}")
