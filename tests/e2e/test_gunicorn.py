@@ -70,7 +70,7 @@ def test_the_worker_is_ignoring_max_requests(tmp_path: Path, always_suspend: boo
 def test_sighup_reload_and_sigterm_with_invocations_in_flight(tmp_path: Path, always_suspend: bool) -> None:
     """Reload and shutdown wait for the invocations in flight; none is cut off, none is lost."""
     with RestateServer(partitions=2, env=server_env(always_suspend)) as server, Gate() as gate:
-        served = Served("gunicorn-h2", tmp_path, workers=2, graceful_timeout=60).start()
+        served = Served("gunicorn-h2", tmp_path, workers=2, graceful_timeout=90).start()
         try:
             served.register(server)
             client = IngressClient(server.ingress_url, timeout=120)
@@ -93,7 +93,7 @@ def test_sighup_reload_and_sigterm_with_invocations_in_flight(tmp_path: Path, al
                 assert f"Worker exiting (pid: {pid})" not in before_open, (
                     f"worker {pid} left while its invocations were in flight"
                 )
-            wait_until(lambda: first <= set(exited(served.log())), 30, what="the old workers to exit")
+            wait_until(lambda: first <= set(exited(served.log())), 60, what="the old workers to exit")
             assert gate.arrived == IN_FLIGHT, "a run step was cut off and executed again"
             assert {client.call("Embedded", "pid") for _ in range(6)} <= second
 
