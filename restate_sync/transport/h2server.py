@@ -281,6 +281,12 @@ class ServerConnection:
 
     # ------------------------------------------------------------------ reading
 
+    def drain(self) -> None:
+        """Announce the shutdown (GOAWAY, no new streams); the open streams carry on."""
+        if not self._closed:
+            self.protocol.drain()
+            self._kick()
+
     def serve(self, initial: bytes) -> None:
         """Serve the connection; ``initial`` holds the bytes read so far (the preface first)."""
         protocol = self.protocol
@@ -533,6 +539,7 @@ class H2Server:
         # A pool lets stop() kill the connection greenlets, which closes their sockets: the
         # runtime keeps pooled connections to a deployment that merely stopped listening.
         self._server = StreamServer(listener, self._handle_connection, spawn=Pool(limits.max_connections))
+        self._connections: set[ServerConnection] = set()
 
     @property
     def address(self) -> tuple[str, int]:
@@ -545,8 +552,11 @@ class H2Server:
         self._server.serve_forever()
 
     def close(self) -> None:
-        """Stop accepting connections; the open ones are served on (``stop`` closes them)."""
+        """Stop accepting connections and announce the shutdown on the open HTTP/2 ones (GOAWAY:
+        the runtime opens its new streams elsewhere); their streams are served on until ``stop``."""
         self._server.close()
+        for connection in list(self._connections):
+            connection.drain()
 
     def stop(self, timeout: float | None = None) -> None:
         self._server.stop(timeout=timeout)
@@ -571,7 +581,12 @@ class H2Server:
 
             serve_http1(sock, self.handler, initial, f"{address[0]}:{address[1]}", self.http1_limits)
             return
-        ServerConnection(sock, self.handler, self.limits).serve(initial)
+        connection = ServerConnection(sock, self.handler, self.limits)
+        self._connections.add(connection)
+        try:
+            connection.serve(initial)
+        finally:
+            self._connections.discard(connection)
 
 
 def _read_preface(sock: socket.socket) -> bytes | None:
