@@ -26,7 +26,7 @@ from .invocation import Attempt
 from .middleware import Middleware, MiddlewareChain
 from .protocol.vm import MAX_PROTOCOL_VERSION, MIN_PROTOCOL_VERSION, VM
 from .service import HandlerDefinition, ServiceDefinition, service_definition
-from .transport._logging import RateLimitedLog, truncate
+from ._ratelimit import RateLimitedLog, truncate
 
 if TYPE_CHECKING:  # the transports are imported when first used
     from .transport.serving import EndpointServer, ThreadedEndpointServer

@@ -51,7 +51,7 @@ from greenlet import getcurrent
 
 from ..exchange import DISCONNECTED, EOF, Inbox
 from . import h2frames as f
-from ._logging import RateLimitedLog
+from .._ratelimit import RateLimitedLog
 from .h2connection import (
     ConnectionTerminated,
     DataReceived,

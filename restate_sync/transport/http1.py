@@ -51,7 +51,7 @@ import h11
 from gevent.lock import Semaphore
 
 from ..exchange import DISCONNECTED, SERVER_HEADER, Inbox
-from ._logging import RateLimitedLog, truncate
+from .._ratelimit import RateLimitedLog, truncate
 from .body import BodyFeed, BodyTooLarge, too_large
 from .http1limits import DEFAULT_HTTP1_LIMITS, Http1Limits
 

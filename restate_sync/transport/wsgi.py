@@ -40,7 +40,7 @@ import gevent
 from gevent.lock import Semaphore
 
 from ..exchange import DISCONNECTED, SERVER_HEADER, Handler, Inbox
-from ._logging import RateLimitedLog, truncate
+from .._ratelimit import RateLimitedLog, truncate
 from .body import DEFAULT_MAX_BODY_SIZE, BodyFeed, BodyTooLarge, declared_length, pump, too_large
 from .patching import warn_if_unpatched
 

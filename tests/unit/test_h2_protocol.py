@@ -612,7 +612,7 @@ def test_huffman_cache_is_byte_bounded_and_filled_after_the_size_check() -> None
 def test_rate_limited_log_bounds_records_per_key(caplog: pytest.LogCaptureFixture) -> None:
     import logging
 
-    from restate_sync.transport._logging import RateLimitedLog, truncate
+    from restate_sync._ratelimit import RateLimitedLog, truncate
 
     now = [0.0]
     log = RateLimitedLog(logging.getLogger("test.ratelimit"), burst=3, interval=60.0, clock=lambda: now[0])
