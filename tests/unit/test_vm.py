@@ -569,13 +569,35 @@ def test_command_after_replay_is_571():
         vm.sys_sleep(1)
 
 
-def test_unknown_message_type_is_500():
+@pytest.mark.parametrize(
+    ("message_type", "code"),
+    [
+        (0x0008, 500),  # unknown control message: cannot be decoded
+        (0x0004, 500),  # CommandAck: the SDK never asks for one
+        (0x7777, 571),  # unknown command: commands only arrive as the journal to replay
+        (0xFC01, 571),  # custom entry: not supported
+    ],
+)
+def test_unknown_message_types(message_type, code):
     from restate_sync.protocol.framing import encode_frame
 
     vm = new_vm(start(1), input_command())
-    vm.notify_input(encode_frame(0x7777, b""))
+    vm.notify_input(encode_frame(message_type, b""))
     (err,) = written(vm)
-    assert err.code == 500 and "0x7777" in err.message
+    assert err.code == code and f"0x{message_type:04x}" in err.message
+
+
+def test_unknown_command_in_the_journal_is_a_mismatch_when_replayed():
+    from restate_sync.protocol.framing import encode_frame
+
+    vm = new_vm(start(2), input_command())
+    vm.notify_input(encode_frame(0x0777, b""))
+    assert vm.is_ready
+    vm.sys_input()
+    with pytest.raises(InvocationFailedError):
+        vm.sys_sleep(1)
+    (err,) = written(vm)
+    assert err.code == 570 and err.related_command_index == 1 and err.related_command_type == 0x040C
 
 
 def test_malformed_payload_is_500():
