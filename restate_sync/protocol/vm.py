@@ -674,8 +674,6 @@ class VM:
 
     def sys_end(self) -> None:
         """Write ``EndMessage`` and close; the attempt completed."""
-        if self.phase is Phase.CLOSED and self._failure is None:
-            return  # already ended or suspended: nothing more to say
         self._check_open()
         if self._replay:
             self._fail_and_raise(
@@ -804,6 +802,7 @@ class VM:
     def propose_run_completion(self, handle: int, result: bytes | Failure) -> None:
         """Propose the outcome of an executed run (a value or a terminal failure)."""
         self._runs_executing.discard(handle)
+        self._runs_to_execute.discard(handle)
         if self.phase is not Phase.PROCESSING:
             return  # proposals after the VM closed are dropped
         message = pb.ProposeRunCompletionMessage(result_completion_id=handle)
@@ -833,8 +832,12 @@ class VM:
         policy: RetryPolicy | None = None,
         attempt_duration_ms: int = 0,
     ) -> None:
-        """A run failed with a retryable error: retry it (ErrorMessage) or, exhausted, fail/pause it."""
+        """A run failed with a retryable error: retry it (ErrorMessage) or, exhausted, fail/pause it.
+
+        Raises :class:`InvocationFailedError` when the attempt ends here (retry or pause).
+        """
         self._runs_executing.discard(handle)
+        self._runs_to_execute.discard(handle)
         if self.phase is not Phase.PROCESSING:
             return
         info = self._runs[handle]
@@ -867,6 +870,7 @@ class VM:
         delay_ms: int | None = None,
         behavior: ErrorBehavior = ErrorBehavior.RETRY,
     ) -> None:
+        """End the attempt with the run's error; raises :class:`InvocationFailedError` (as the core)."""
         self.notify_error(
             message,
             code=code,
@@ -877,6 +881,7 @@ class VM:
             next_retry_delay_ms=delay_ms,
             behavior=behavior,
         )
+        self._raise_closed()
 
     # ------------------------------------------------------------------ syscalls: calls
 

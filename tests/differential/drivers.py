@@ -102,7 +102,10 @@ class OursDriver(Driver):
         return self.vm.take_output()
 
     def ready(self) -> Outcome:
-        return ("ready", self.vm.is_ready)
+        try:
+            return ("ready", self.vm.is_ready_to_execute())
+        except InvocationFailedError as exc:
+            return ("error", exc.error.code)
 
     def call(self, op: str, *args: Any) -> Outcome:
         try:
