@@ -315,6 +315,7 @@ class VM:
         self._queue: deque[tuple[Handle, Result]] = deque()
         self._queued: dict[Handle, int] = {}  # handle -> how many queued notifications carry it
         self._ready: dict[Handle, Result] = {}
+        self._ready_later: dict[Handle, deque[Result]] = {}  # more results for a handle already ready
         # state
         self._state: dict[str, bytes | None] = {}
         self._state_partial = True
@@ -1048,6 +1049,12 @@ class VM:
     def take(self, handle: Handle) -> Result:
         """Remove and return the result of a completed handle."""
         result = self._ready.pop(handle)
+        if self._ready_later:
+            later = self._ready_later.get(handle)
+            if later:
+                self._ready[handle] = later.popleft()
+                if not later:
+                    del self._ready_later[handle]
         if self._call_ids:
             call = self._call_ids.get(handle)  # type: ignore[call-overload]
             if call is not None:
@@ -1139,7 +1146,10 @@ class VM:
             self._queued[handle] = count
         else:
             del self._queued[handle]
-        self._ready[handle] = result
+        if handle in self._ready:  # e.g. a named signal sent twice: results are taken in order
+            self._ready_later.setdefault(handle, deque()).append(result)
+        else:
+            self._ready[handle] = result
         return True
 
     def _progress_cancellation(self) -> Progress:

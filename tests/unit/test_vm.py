@@ -443,12 +443,13 @@ def test_retryable_run_failure_with_policy_sets_next_retry_delay():
     vm.sys_input()
     handle = vm.sys_run("flaky")
     vm.do_progress(handle)
-    vm.propose_run_retryable_failure(
-        handle,
-        "boom",
-        stacktrace="tb",
-        policy=RetryPolicy(initial_interval_ms=1000, exponentiation_factor=1.0, max_attempts=2),
-    )
+    with pytest.raises(InvocationFailedError):
+        vm.propose_run_retryable_failure(
+            handle,
+            "boom",
+            stacktrace="tb",
+            policy=RetryPolicy(initial_interval_ms=1000, exponentiation_factor=1.0, max_attempts=2),
+        )
     err = written(vm)[-1]
     assert type(err).__name__ == "ErrorMessage"
     assert err.code == 500 and err.message == "boom" and err.next_retry_delay == 1000
@@ -464,7 +465,8 @@ def test_retryable_run_failure_infinite_policy_has_no_delay():
     vm.sys_input()
     handle = vm.sys_run("flaky")
     vm.do_progress(handle)
-    vm.propose_run_retryable_failure(handle, "boom")
+    with pytest.raises(InvocationFailedError):
+        vm.propose_run_retryable_failure(handle, "boom")
     err = written(vm)[-1]
     assert not err.HasField("next_retry_delay")
 
@@ -488,14 +490,15 @@ def test_retry_info_resets_after_a_new_command():
     vm.sys_sleep(1)
     handle = vm.sys_run("r")
     vm.do_progress(handle)
-    vm.propose_run_retryable_failure(
-        handle,
-        "e",
-        policy=RetryPolicy(
-            initial_interval_ms=1000, exponentiation_factor=1.0, max_attempts=2, max_duration_ms=100
-        ),
-        attempt_duration_ms=99,
-    )
+    with pytest.raises(InvocationFailedError):
+        vm.propose_run_retryable_failure(
+            handle,
+            "e",
+            policy=RetryPolicy(
+                initial_interval_ms=1000, exponentiation_factor=1.0, max_attempts=2, max_duration_ms=100
+            ),
+            attempt_duration_ms=99,
+        )
     err = written(vm)[-1]
     assert type(err).__name__ == "ErrorMessage" and err.next_retry_delay == 1000
 
