@@ -105,9 +105,13 @@ class AttemptFinishedEvent:
 
 
 class Request:
-    """The invocation's request: id, headers, raw body, and the attempt-finished event."""
+    """The invocation's request: id, headers, raw body, and the attempt-finished event.
 
-    __slots__ = ("attempt_finished_event", "body", "headers", "id")
+    ``idempotency_key``, ``scope`` and ``limit_key`` are this invocation's own (``None`` when it
+    has none, and always with service protocol V5/V6, which do not carry them).
+    """
+
+    __slots__ = ("attempt_finished_event", "body", "headers", "id", "idempotency_key", "limit_key", "scope")
 
     def __init__(
         self,
@@ -115,11 +119,17 @@ class Request:
         headers: dict[str, str],
         body: bytes,
         attempt_finished_event: AttemptFinishedEvent,
+        idempotency_key: str | None = None,
+        scope: str | None = None,
+        limit_key: str | None = None,
     ) -> None:
         self.id = invocation_id
         self.headers = headers
         self.body = body
         self.attempt_finished_event = attempt_finished_event
+        self.idempotency_key = idempotency_key
+        self.scope = scope
+        self.limit_key = limit_key
 
     def __repr__(self) -> str:
         return f"Request(id={self.id!r})"
@@ -139,6 +149,9 @@ class Context:
             dict(invocation.headers),
             invocation.input,
             AttemptFinishedEvent(driver.finished),
+            invocation.idempotency_key,
+            invocation.scope,
+            invocation.limit_key,
         )
 
     # ------------------------------------------------------------------ invocation metadata
@@ -248,7 +261,10 @@ class Context:
         headers: Mapping[str, str] | None,
         input_serde: Serde[Any] | None,
         output_serde: Serde[Any] | None,
+        scope: str | None = None,
+        limit_key: str | None = None,
     ) -> DurableCallFuture[Any]:
+        _check_scope(scope, limit_key)
         vm = self._driver.usable_vm()
         service_name, handler_name, in_serde, out_serde = self._target(
             service, handler, input_serde, output_serde
@@ -260,6 +276,8 @@ class Context:
             key=key,
             idempotency_key=idempotency_key,
             headers=list(headers.items()) if headers else (),
+            scope=scope,
+            limit_key=limit_key,
         )
         return DurableCallFuture(
             self._driver,
@@ -278,7 +296,10 @@ class Context:
         idempotency_key: str | None,
         headers: Mapping[str, str] | None,
         input_serde: Serde[Any] | None,
+        scope: str | None = None,
+        limit_key: str | None = None,
     ) -> SendHandle:
+        _check_scope(scope, limit_key)
         vm = self._driver.usable_vm()
         service_name, handler_name, in_serde, _ = self._target(service, handler, input_serde, None)
         invoke_time = 0
@@ -294,6 +315,8 @@ class Context:
             idempotency_key=idempotency_key,
             headers=list(headers.items()) if headers else (),
             invoke_time_ms=invoke_time,
+            scope=scope,
+            limit_key=limit_key,
         )
         return SendHandle(self._driver, HandleFuture(self._driver, handle, identity))
 
@@ -307,9 +330,17 @@ class Context:
         headers: Mapping[str, str] | None = None,
         input_serde: Serde[Any] | None = None,
         output_serde: Serde[Any] | None = None,
+        scope: str | None = None,
+        limit_key: str | None = None,
     ) -> DurableCallFuture[Any]:
-        """Call a ``Service`` handler; ``.result()`` waits for its response."""
-        return self._call(service, handler, "", arg, idempotency_key, headers, input_serde, output_serde)
+        """Call a ``Service`` handler; ``.result()`` waits for its response.
+
+        ``scope`` and ``limit_key`` (service protocol V7) place the callee in a flow-control
+        scope, and a limit key within it, which restate-server's concurrency rules apply to.
+        """
+        return self._call(
+            service, handler, "", arg, idempotency_key, headers, input_serde, output_serde, scope, limit_key
+        )
 
     def object_call(
         self,
@@ -322,9 +353,13 @@ class Context:
         headers: Mapping[str, str] | None = None,
         input_serde: Serde[Any] | None = None,
         output_serde: Serde[Any] | None = None,
+        scope: str | None = None,
+        limit_key: str | None = None,
     ) -> DurableCallFuture[Any]:
-        """Call a ``VirtualObject`` handler on ``key``."""
-        return self._call(service, handler, key, arg, idempotency_key, headers, input_serde, output_serde)
+        """Call a ``VirtualObject`` handler on ``key`` (``scope``/``limit_key``: see ``service_call``)."""
+        return self._call(
+            service, handler, key, arg, idempotency_key, headers, input_serde, output_serde, scope, limit_key
+        )
 
     def workflow_call(
         self,
@@ -337,9 +372,13 @@ class Context:
         headers: Mapping[str, str] | None = None,
         input_serde: Serde[Any] | None = None,
         output_serde: Serde[Any] | None = None,
+        scope: str | None = None,
+        limit_key: str | None = None,
     ) -> DurableCallFuture[Any]:
-        """Call a ``Workflow`` handler on ``key``."""
-        return self._call(service, handler, key, arg, idempotency_key, headers, input_serde, output_serde)
+        """Call a ``Workflow`` handler on ``key`` (``scope``/``limit_key``: see ``service_call``)."""
+        return self._call(
+            service, handler, key, arg, idempotency_key, headers, input_serde, output_serde, scope, limit_key
+        )
 
     def service_send(
         self,
@@ -351,9 +390,13 @@ class Context:
         idempotency_key: str | None = None,
         headers: Mapping[str, str] | None = None,
         input_serde: Serde[Any] | None = None,
+        scope: str | None = None,
+        limit_key: str | None = None,
     ) -> SendHandle:
-        """Invoke a ``Service`` handler without waiting (optionally after ``delay``)."""
-        return self._send(service, handler, "", arg, delay, idempotency_key, headers, input_serde)
+        """Invoke a ``Service`` handler without waiting (optionally after ``delay``) (``scope``/``limit_key``: see ``service_call``)."""
+        return self._send(
+            service, handler, "", arg, delay, idempotency_key, headers, input_serde, scope, limit_key
+        )
 
     def object_send(
         self,
@@ -366,9 +409,13 @@ class Context:
         idempotency_key: str | None = None,
         headers: Mapping[str, str] | None = None,
         input_serde: Serde[Any] | None = None,
+        scope: str | None = None,
+        limit_key: str | None = None,
     ) -> SendHandle:
-        """Invoke a ``VirtualObject`` handler on ``key`` without waiting."""
-        return self._send(service, handler, key, arg, delay, idempotency_key, headers, input_serde)
+        """Invoke a ``VirtualObject`` handler on ``key`` without waiting (``scope``/``limit_key``: see ``service_call``)."""
+        return self._send(
+            service, handler, key, arg, delay, idempotency_key, headers, input_serde, scope, limit_key
+        )
 
     def workflow_send(
         self,
@@ -381,9 +428,13 @@ class Context:
         idempotency_key: str | None = None,
         headers: Mapping[str, str] | None = None,
         input_serde: Serde[Any] | None = None,
+        scope: str | None = None,
+        limit_key: str | None = None,
     ) -> SendHandle:
-        """Invoke a ``Workflow`` handler on ``key`` without waiting."""
-        return self._send(service, handler, key, arg, delay, idempotency_key, headers, input_serde)
+        """Invoke a ``Workflow`` handler on ``key`` without waiting (``scope``/``limit_key``: see ``service_call``)."""
+        return self._send(
+            service, handler, key, arg, delay, idempotency_key, headers, input_serde, scope, limit_key
+        )
 
     def cancel_invocation(self, invocation_id: str) -> None:
         """Cancel another invocation."""
@@ -524,6 +575,16 @@ class WorkflowContext(WorkflowSharedContext, ObjectContext):
     """Context of a workflow's ``@main`` handler: full state and durable promises."""
 
     __slots__ = ()
+
+
+def _check_scope(scope: str | None, limit_key: str | None) -> None:
+    if scope is not None and (not isinstance(scope, str) or not scope):
+        raise ValueError(f"scope must be a non-empty string, got {scope!r}")
+    if limit_key is not None:
+        if not isinstance(limit_key, str) or not limit_key:
+            raise ValueError(f"limit_key must be a non-empty string, got {limit_key!r}")
+        if scope is None:
+            raise ValueError("limit_key needs a scope: restate-server applies limit keys within a scope")
 
 
 def _decoder(serde: Serde[T]) -> Callable[[Any], T]:

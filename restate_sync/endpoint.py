@@ -208,7 +208,7 @@ def _protocol_version(content_type: str) -> int | None:
     if not value.startswith(_INVOCATION_PREFIX):
         return None
     number = value[len(_INVOCATION_PREFIX) :]
-    if not number.isdigit():
+    if not (number.isascii() and number.isdigit() and len(number) <= 3):
         return None
     version = int(number)
     return version if MIN_PROTOCOL_VERSION <= version <= MAX_PROTOCOL_VERSION else None

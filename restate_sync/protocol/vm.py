@@ -229,7 +229,15 @@ _SEED = struct.Struct(">Q")
 _SIGNAL_SUFFIX = struct.Struct(">I")
 _NOTIFICATION_TEMPLATE = pb.NotificationTemplate
 _CONTROL_TYPES = frozenset(
-    (m.START, m.SUSPENSION, m.ERROR, m.END, m.PROPOSE_RUN_COMPLETION, m.AWAITING_ON, m.PROPOSE_RUN_COMPLETION_ACK)
+    (
+        m.START,
+        m.SUSPENSION,
+        m.ERROR,
+        m.END,
+        m.PROPOSE_RUN_COMPLETION,
+        m.AWAITING_ON,
+        m.PROPOSE_RUN_COMPLETION_ACK,
+    )
 )
 
 # future-tree reduction states
@@ -329,7 +337,7 @@ class VM:
         self._implicit_cancellation = implicit_cancellation
         self._cancel_delivered = False
         self._calls: list[_Call] = []
-        self._call_ids: dict[int, _Call] = {}
+        self._call_ids: dict[Handle, _Call] = {}
 
     # ------------------------------------------------------------------ input side
 
@@ -374,14 +382,18 @@ class VM:
         phase = self.phase
         if message_type < 0x0400:  # control messages
             if message_type not in _CONTROL_TYPES:
-                raise ProtocolError(INTERNAL, f"unknown message type 0x{message_type:04x} while {phase.value}")
+                raise ProtocolError(
+                    INTERNAL, f"unknown message type 0x{message_type:04x} while {phase.value}"
+                )
             if message_type == m.START:
                 self._on_start(payload)
                 return
             if message_type == m.PROPOSE_RUN_COMPLETION_ACK:
                 self._on_run_ack(payload)
                 return
-            raise ProtocolError(PROTOCOL_VIOLATION, f"unexpected {m.message_name(message_type)} while {phase.value}")
+            raise ProtocolError(
+                PROTOCOL_VIOLATION, f"unexpected {m.message_name(message_type)} while {phase.value}"
+            )
         if phase is Phase.WAITING_START:
             raise ProtocolError(
                 PROTOCOL_VIOLATION, f"expected StartMessage, got {m.message_name(message_type)}"
@@ -886,7 +898,9 @@ class VM:
 
     # ------------------------------------------------------------------ syscalls: calls
 
-    def _check_call_options(self, idempotency_key: str | None, scope: str | None, limit_key: str | None) -> None:
+    def _check_call_options(
+        self, idempotency_key: str | None, scope: str | None, limit_key: str | None
+    ) -> None:
         if idempotency_key is not None and not idempotency_key:
             self._fail_and_raise(ProtocolError(INTERNAL, "the idempotency key must not be empty"))
         if scope is not None or limit_key is not None:
@@ -1056,7 +1070,7 @@ class VM:
                 if not later:
                     del self._ready_later[handle]
         if self._call_ids:
-            call = self._call_ids.get(handle)  # type: ignore[call-overload]
+            call = self._call_ids.get(handle)
             if call is not None:
                 call.invocation_id = result  # remembered for implicit cancellation
         return result
@@ -1078,9 +1092,7 @@ class VM:
             progress = Progress.ANY_COMPLETED
         elif self._implicit_cancellation:
             # the wrapper stays after the cancellation was delivered, empty-handed (as in the core)
-            progress = self._progress(
-                Combinator(_FC, (future, CANCEL_SIGNAL) if race_cancel else (future,))
-            )
+            progress = self._progress(Combinator(_FC, (future, CANCEL_SIGNAL) if race_cancel else (future,)))
         else:
             progress = self._progress(future)
         if race_cancel and progress is Progress.ANY_COMPLETED and CANCEL_SIGNAL in ready:
@@ -1122,10 +1134,10 @@ class VM:
         leaves = _leaves(tree)
         if self._runs_to_execute:
             for leaf in leaves:
-                if leaf in self._runs_to_execute:
-                    self._runs_to_execute.discard(leaf)  # type: ignore[arg-type]
-                    self._runs_executing.add(leaf)  # type: ignore[arg-type]
-                    self.run_to_execute = leaf  # type: ignore[assignment]
+                if type(leaf) is int and leaf in self._runs_to_execute:
+                    self._runs_to_execute.discard(leaf)
+                    self._runs_executing.add(leaf)
+                    self.run_to_execute = leaf
                     return Progress.EXECUTE_RUN
         if self._input_closed:
             if self._runs_executing and any(leaf in self._runs_executing for leaf in leaves):

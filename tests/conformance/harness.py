@@ -59,6 +59,8 @@ DEFAULT_SERVE_SCRIPT = REPO_ROOT / "test-services" / "serve.py"
 
 INACTIVITY_0 = {"RESTATE_WORKER__INVOKER__INACTIVITY_TIMEOUT": "0s"}
 LAZY_STATE = {"RESTATE_WORKER__INVOKER__DISABLE_EAGER_STATE": "true"}
+#: restate-server 1.7 negotiates service protocol V7 only when this is set (V6 otherwise)
+PROTOCOL_V7 = {"RESTATE_EXPERIMENTAL_ENABLE_PROTOCOL_V7": "true"}
 
 THREE_NODES_REASON = (
     "needs a 3-node restate cluster (3 server processes with every role, a replicated metadata "
@@ -155,6 +157,9 @@ SUITES: dict[str, Suite] = {
         # Not in the Kotlin suite: the default scenario set against a request/response
         # (HTTP/1.1) registration of the same endpoint.
         Suite("http11", {}, _D - {"Custom"}, use_http_11=True),
+        # Not in the Kotlin suite: default and alwaysSuspending with service protocol V7 negotiated.
+        Suite("defaultV7", dict(PROTOCOL_V7), _D),
+        Suite("alwaysSuspendingV7", {**PROTOCOL_V7, **INACTIVITY_0}, _AS),
         Suite(
             "threeNodes",
             {"RESTATE_DEFAULT_NUM_PARTITIONS": "4"},
@@ -179,6 +184,8 @@ ALL_SUITES = [
     "lazyStateAlwaysSuspending",
     "persistedTimers",
     "http11",
+    "defaultV7",
+    "alwaysSuspendingV7",
     "threeNodes",
     "threeNodesAlwaysSuspending",
 ]

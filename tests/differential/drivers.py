@@ -514,7 +514,11 @@ class CoreDriver(Driver):
         self, name: str, code: int, message: str, stacktrace: str, duration: int, policy: Policy
     ) -> Outcome:
         config = self.core.PyExponentialRetryConfig(
-            policy.initial_interval, policy.max_attempts, policy.max_duration, policy.max_interval, policy.factor
+            policy.initial_interval,
+            policy.max_attempts,
+            policy.max_duration,
+            policy.max_interval,
+            policy.factor,
         )
         self.vm.propose_run_completion_failure_transient(
             self.handles[name], self._failure(Fail(code, message), stacktrace), duration, config

@@ -29,7 +29,10 @@ def _load() -> tuple[ModuleType | None, str]:
     try:
         dist = importlib.metadata.distribution(DISTRIBUTION)
     except importlib.metadata.PackageNotFoundError:
-        return None, f"the {DISTRIBUTION} wheel (Restate's shared core) is not installed; pip install -e '.[dev]'"
+        return (
+            None,
+            f"the {DISTRIBUTION} wheel (Restate's shared core) is not installed; pip install -e '.[dev]'",
+        )
     candidates = [
         f for f in dist.files or () if f.parts[:1] == ("restate",) and f.name.startswith("_internal.")
     ]

@@ -148,7 +148,11 @@ class Runtime:
                     ("id", f"inv_1child{self.calls}"),
                 )
             )
-            out.append(notification(pb.CallCompletionNotificationMessage, cid, b'"result-' + command.parameter + b'"'))
+            out.append(
+                notification(
+                    pb.CallCompletionNotificationMessage, cid, b'"result-' + command.parameter + b'"'
+                )
+            )
         elif message_type == m.ONE_WAY_CALL:
             self.calls += 1
             out.append(
@@ -161,9 +165,17 @@ class Runtime:
         elif message_type == m.SLEEP:
             out.append(notification(pb.SleepCompletionNotificationMessage, cid, None))
         elif message_type == m.GET_LAZY_STATE:
-            out.append(notification(pb.GetLazyStateCompletionNotificationMessage, cid, self.lazy_state.get(command.key)))
+            out.append(
+                notification(
+                    pb.GetLazyStateCompletionNotificationMessage, cid, self.lazy_state.get(command.key)
+                )
+            )
         elif message_type == m.GET_LAZY_STATE_KEYS:
-            out.append(notification(pb.GetLazyStateKeysCompletionNotificationMessage, cid, ("keys", sorted(self.lazy_state))))
+            out.append(
+                notification(
+                    pb.GetLazyStateKeysCompletionNotificationMessage, cid, ("keys", sorted(self.lazy_state))
+                )
+            )
         elif message_type == m.GET_PROMISE:
             out.append(notification(pb.GetPromiseCompletionNotificationMessage, cid, b'"promised"'))
         elif message_type == m.PEEK_PROMISE:
@@ -297,7 +309,9 @@ def execute(
         return Execution(steps, stop.how, runtime)
 
 
-def transient(code: int = 500, message: str = "boom", duration: int = 10, policy: Policy | None = None) -> tuple[Any, ...]:
+def transient(
+    code: int = 500, message: str = "boom", duration: int = 10, policy: Policy | None = None
+) -> tuple[Any, ...]:
     return ("transient", code, message, duration, policy or Policy())
 
 

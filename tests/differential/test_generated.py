@@ -58,7 +58,9 @@ def programs(draw: Any) -> list[Any]:
             outcome = draw(
                 st.one_of(
                     st.tuples(st.just("ok"), st.one_of(values, failures)),
-                    st.builds(transient, st.sampled_from([500, 503]), st.just("boom"), st.integers(0, 300), policies),
+                    st.builds(
+                        transient, st.sampled_from([500, 503]), st.just("boom"), st.integers(0, 300), policies
+                    ),
                 )
             )
             program.append(("run", name, f"run-{i}", outcome))
@@ -71,7 +73,9 @@ def programs(draw: Any) -> list[Any]:
                             draw(st.sampled_from([None, "idem"]))))  # fmt: skip
             open_handles.extend([name, name + ".id"])
         elif kind == "send":
-            program.append(("send", name, "Svc", "h", draw(values), None, draw(st.sampled_from([None, 1000]))))
+            program.append(
+                ("send", name, "Svc", "h", draw(values), None, draw(st.sampled_from([None, 1000])))
+            )
             open_handles.append(name)
         elif kind == "get":
             program.append(("get_state", name, draw(st.sampled_from(["k", "other", "x"]))))
@@ -88,14 +92,18 @@ def programs(draw: Any) -> list[Any]:
         elif kind == "awakeable":
             program.append(("awakeable", name))
             if draw(st.booleans()):
-                program.append(("runtime", signal(idx=17 + awakeables, result=draw(st.one_of(values, failures)))))
+                program.append(
+                    ("runtime", signal(idx=17 + awakeables, result=draw(st.one_of(values, failures))))
+                )
             awakeables += 1
             open_handles.append(name)
         elif kind == "signal":
             signal_name = draw(st.sampled_from(["s1", "s2"]))
             program.append(("signal", name, signal_name))
             if draw(st.booleans()):
-                program.append(("runtime", signal(name=signal_name, result=draw(st.one_of(values, failures)))))
+                program.append(
+                    ("runtime", signal(name=signal_name, result=draw(st.one_of(values, failures))))
+                )
             open_handles.append(name)
         elif kind in ("promise", "peek"):
             program.append(("get_promise" if kind == "promise" else "peek_promise", name, "pk"))

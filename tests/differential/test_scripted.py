@@ -201,7 +201,13 @@ def test_journal_split_at_every_byte(version: int) -> None:
     tail = execute(program, version, data, close_after_prefix=True).steps[3:]  # after feed, close, ready
     assert tail and tail[0] == ("input",)
     for split in range(1, len(data)):
-        steps: list[Step] = [("feed", data[:split]), ("ready",), ("feed", data[split:]), ("close",), ("ready",)]
+        steps: list[Step] = [
+            ("feed", data[:split]),
+            ("ready",),
+            ("feed", data[split:]),
+            ("close",),
+            ("ready",),
+        ]
         assert_same(steps + tail, version)
 
 
@@ -449,7 +455,9 @@ def test_expected_difference_cleared_keys_not_listed(version: int) -> None:
 
 @pytest.mark.parametrize("version", VERSIONS)
 def test_expected_difference_second_start_message(version: int) -> None:
-    assert_same([("feed", FRESH + frames(start_message(1))), ("ready",)], version, expected="second-start-message")
+    assert_same(
+        [("feed", FRESH + frames(start_message(1))), ("ready",)], version, expected="second-start-message"
+    )
 
 
 @pytest.mark.parametrize("version", VERSIONS)
