@@ -264,7 +264,7 @@ class Context:
         scope: str | None = None,
         limit_key: str | None = None,
     ) -> DurableCallFuture[Any]:
-        _check_scope(scope, limit_key)
+        _check_call_keys(idempotency_key, scope, limit_key)
         vm = self._driver.usable_vm()
         service_name, handler_name, in_serde, out_serde = self._target(
             service, handler, input_serde, output_serde
@@ -299,7 +299,7 @@ class Context:
         scope: str | None = None,
         limit_key: str | None = None,
     ) -> SendHandle:
-        _check_scope(scope, limit_key)
+        _check_call_keys(idempotency_key, scope, limit_key)
         vm = self._driver.usable_vm()
         service_name, handler_name, in_serde, _ = self._target(service, handler, input_serde, None)
         invoke_time = 0
@@ -577,7 +577,9 @@ class WorkflowContext(WorkflowSharedContext, ObjectContext):
     __slots__ = ()
 
 
-def _check_scope(scope: str | None, limit_key: str | None) -> None:
+def _check_call_keys(idempotency_key: str | None, scope: str | None, limit_key: str | None) -> None:
+    if idempotency_key is not None and (not isinstance(idempotency_key, str) or not idempotency_key):
+        raise ValueError(f"idempotency_key must be a non-empty string, got {idempotency_key!r}")
     if scope is not None and (not isinstance(scope, str) or not scope):
         raise ValueError(f"scope must be a non-empty string, got {scope!r}")
     if limit_key is not None:

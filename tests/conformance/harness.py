@@ -200,14 +200,6 @@ class NotRun:
 
 #: Scenarios of the Kotlin suite this port deliberately does not run (quoted by the README).
 NOT_RUN: list[NotRun] = [
-    NotRun(
-        "ServiceToServiceScopeConcurrency.scopeAndLimitKeyArePropagatedOnServiceToServiceCalls [v2]",
-        ("default", "http11"),
-        "needs restate protocol V7 and vqueues (RESTATE_EXPERIMENTAL_ENABLE_PROTOCOL_V7/_VQUEUES), a "
-        "concurrency rule book applied on every partition (checked with `restatectl sql` against "
-        "partition_state inside the runtime) and a second, harness-hosted deployment "
-        "(BlockingProxy/Blocker); not implemented in this port",
-    ),
     NotRun("every scenario of the threeNodes suite", ("threeNodes",), THREE_NODES_REASON),
     NotRun(
         "every scenario of the threeNodesAlwaysSuspending suite",
@@ -270,7 +262,14 @@ CLASSES: dict[str, ClassSpec] = {
     "UserErrors": ClassSpec(("Failing", "Counter")),
     "WorkflowAPI": ClassSpec(("BlockAndWaitWorkflow",)),
     "Signals": ClassSpec((INTERPRETER, "TestUtilsService")),
-    "ServiceToServiceScopeConcurrency": ClassSpec(("Proxy",)),
+    "ServiceToServiceScopeConcurrency": ClassSpec(
+        ("Proxy",),
+        server_env={
+            **PROTOCOL_V7,
+            "RESTATE_EXPERIMENTAL_ENABLE_VQUEUES": "true",
+            "RESTATE_WORKER__RULE_BOOK_POLL_INTERVAL": "1s",
+        },
+    ),
 }
 
 
