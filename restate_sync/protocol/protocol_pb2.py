@@ -4,138 +4,141 @@
 # source: protocol.proto
 # Protobuf Python Version: 7.35.1
 """Generated protocol buffer code."""
-
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import descriptor_pool as _descriptor_pool
 from google.protobuf import runtime_version as _runtime_version
 from google.protobuf import symbol_database as _symbol_database
 from google.protobuf.internal import builder as _builder
-
 _runtime_version.ValidateProtobufRuntimeVersion(
-    _runtime_version.Domain.PUBLIC, 7, 35, 1, "", "protocol.proto"
+    _runtime_version.Domain.PUBLIC,
+    7,
+    35,
+    1,
+    '',
+    'protocol.proto'
 )
 # @@protoc_insertion_point(imports)
 
 _sym_db = _symbol_database.Default()
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(
-    b'\n\x0eprotocol.proto\x12\x1c\x64\x65v.restate.service.protocol"$\n\x06Header\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t"\x18\n\x05Value\x12\x0f\n\x07\x63ontent\x18\x01 \x01(\x0c"i\n\x07\x46\x61ilure\x12\x0c\n\x04\x63ode\x18\x01 \x01(\r\x12\x0f\n\x07message\x18\x02 \x01(\t\x12?\n\x08metadata\x18\x03 \x03(\x0b\x32-.dev.restate.service.protocol.FailureMetadata"-\n\x0f\x46\x61ilureMetadata\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t"\x19\n\tStateKeys\x12\x0c\n\x04keys\x18\x01 \x03(\x0c"\x06\n\x04Void"[\n\x0eWorkflowTarget\x12\x15\n\rworkflow_name\x18\x01 \x01(\t\x12\x14\n\x0cworkflow_key\x18\x02 \x01(\t\x12\x12\n\x05scope\x18\x03 \x01(\tH\x00\x88\x01\x01\x42\x08\n\x06_scope"\xa6\x01\n\x17IdempotentRequestTarget\x12\x14\n\x0cservice_name\x18\x01 \x01(\t\x12\x18\n\x0bservice_key\x18\x02 \x01(\tH\x00\x88\x01\x01\x12\x14\n\x0chandler_name\x18\x03 \x01(\t\x12\x17\n\x0fidempotency_key\x18\x04 \x01(\t\x12\x12\n\x05scope\x18\x05 \x01(\tH\x01\x88\x01\x01\x42\x0e\n\x0c_service_keyB\x08\n\x06_scope"\xe2\x01\n\x06\x46uture\x12\x1b\n\x13waiting_completions\x18\x01 \x03(\r\x12\x17\n\x0fwaiting_signals\x18\x02 \x03(\r\x12\x1d\n\x15waiting_named_signals\x18\x03 \x03(\t\x12<\n\x0enested_futures\x18\x04 \x03(\x0b\x32$.dev.restate.service.protocol.Future\x12\x45\n\x0f\x63ombinator_type\x18\x05 \x01(\x0e\x32,.dev.restate.service.protocol.CombinatorType"\xbd\x03\n\x0cStartMessage\x12\n\n\x02id\x18\x01 \x01(\x0c\x12\x10\n\x08\x64\x65\x62ug_id\x18\x02 \x01(\t\x12\x15\n\rknown_entries\x18\x03 \x01(\r\x12H\n\tstate_map\x18\x04 \x03(\x0b\x32\x35.dev.restate.service.protocol.StartMessage.StateEntry\x12\x15\n\rpartial_state\x18\x05 \x01(\x08\x12\x0b\n\x03key\x18\x06 \x01(\t\x12+\n#retry_count_since_last_stored_entry\x18\x07 \x01(\r\x12(\n duration_since_last_stored_entry\x18\x08 \x01(\x04\x12\x13\n\x0brandom_seed\x18\t \x01(\x04\x12\x12\n\x05scope\x18\n \x01(\tH\x00\x88\x01\x01\x12\x16\n\tlimit_key\x18\x0b \x01(\tH\x01\x88\x01\x01\x12\x1c\n\x0fidempotency_key\x18\x0c \x01(\tH\x02\x88\x01\x01\x1a(\n\nStateEntry\x12\x0b\n\x03key\x18\x01 \x01(\x0c\x12\r\n\x05value\x18\x02 \x01(\x0c\x42\x08\n\x06_scopeB\x0c\n\n_limit_keyB\x12\n\x10_idempotency_key"\xa3\x01\n\x11SuspensionMessage\x12\x1b\n\x13waiting_completions\x18\x01 \x03(\r\x12\x17\n\x0fwaiting_signals\x18\x02 \x03(\r\x12\x1d\n\x15waiting_named_signals\x18\x03 \x03(\t\x12\x39\n\x0b\x61waiting_on\x18\x04 \x01(\x0b\x32$.dev.restate.service.protocol.Future"\xf0\x02\n\x0c\x45rrorMessage\x12\x0c\n\x04\x63ode\x18\x01 \x01(\r\x12\x0f\n\x07message\x18\x02 \x01(\t\x12\x12\n\nstacktrace\x18\x03 \x01(\t\x12"\n\x15related_command_index\x18\x04 \x01(\rH\x00\x88\x01\x01\x12!\n\x14related_command_name\x18\x05 \x01(\tH\x01\x88\x01\x01\x12!\n\x14related_command_type\x18\x06 \x01(\rH\x02\x88\x01\x01\x12\x1d\n\x10next_retry_delay\x18\x08 \x01(\x04H\x03\x88\x01\x01\x12=\n\x08\x62\x65havior\x18\t \x01(\x0e\x32+.dev.restate.service.protocol.ErrorBehaviorB\x18\n\x16_related_command_indexB\x17\n\x15_related_command_nameB\x17\n\x15_related_command_typeB\x13\n\x11_next_retry_delayJ\x04\x08\x07\x10\x08"\x0c\n\nEndMessage"*\n\x11\x43ommandAckMessage\x12\x15\n\rcommand_index\x18\x01 \x01(\r"\x90\x01\n\x1bProposeRunCompletionMessage\x12\x1c\n\x14result_completion_id\x18\x01 \x01(\r\x12\x0f\n\x05value\x18\x0e \x01(\x0cH\x00\x12\x38\n\x07\x66\x61ilure\x18\x0f \x01(\x0b\x32%.dev.restate.service.protocol.FailureH\x00\x42\x08\n\x06result"n\n\x11\x41waitingOnMessage\x12\x39\n\x0b\x61waiting_on\x18\x01 \x01(\x0b\x32$.dev.restate.service.protocol.Future\x12\x1e\n\x16\x65xecuting_side_effects\x18\x02 \x01(\x08"7\n\x1eProposeRunCompletionAckMessage\x12\x15\n\rcompletion_id\x18\x01 \x01(\r"\x8e\x01\n\x13InputCommandMessage\x12\x35\n\x07headers\x18\x01 \x03(\x0b\x32$.dev.restate.service.protocol.Header\x12\x32\n\x05value\x18\x0e \x01(\x0b\x32#.dev.restate.service.protocol.Value\x12\x0c\n\x04name\x18\x0c \x01(\t"\x9e\x01\n\x14OutputCommandMessage\x12\x34\n\x05value\x18\x0e \x01(\x0b\x32#.dev.restate.service.protocol.ValueH\x00\x12\x38\n\x07\x66\x61ilure\x18\x0f \x01(\x0b\x32%.dev.restate.service.protocol.FailureH\x00\x12\x0c\n\x04name\x18\x0c \x01(\tB\x08\n\x06result"U\n\x1aGetLazyStateCommandMessage\x12\x0b\n\x03key\x18\x01 \x01(\x0c\x12\x1c\n\x14result_completion_id\x18\x0b \x01(\r\x12\x0c\n\x04name\x18\x0c \x01(\t"g\n\x16SetStateCommandMessage\x12\x0b\n\x03key\x18\x01 \x01(\x0c\x12\x32\n\x05value\x18\x03 \x01(\x0b\x32#.dev.restate.service.protocol.Value\x12\x0c\n\x04name\x18\x0c \x01(\t"5\n\x18\x43learStateCommandMessage\x12\x0b\n\x03key\x18\x01 \x01(\x0c\x12\x0c\n\x04name\x18\x0c \x01(\t"+\n\x1b\x43learAllStateCommandMessage\x12\x0c\n\x04name\x18\x0c \x01(\t"L\n\x1eGetLazyStateKeysCommandMessage\x12\x1c\n\x14result_completion_id\x18\x0b \x01(\r\x12\x0c\n\x04name\x18\x0c \x01(\t"\xac\x01\n\x1bGetEagerStateCommandMessage\x12\x0b\n\x03key\x18\x01 \x01(\x0c\x12\x32\n\x04void\x18\r \x01(\x0b\x32".dev.restate.service.protocol.VoidH\x00\x12\x34\n\x05value\x18\x0e \x01(\x0b\x32#.dev.restate.service.protocol.ValueH\x00\x12\x0c\n\x04name\x18\x0c \x01(\tB\x08\n\x06result"g\n\x1fGetEagerStateKeysCommandMessage\x12\x36\n\x05value\x18\x0e \x01(\x0b\x32\'.dev.restate.service.protocol.StateKeys\x12\x0c\n\x04name\x18\x0c \x01(\t"S\n\x18GetPromiseCommandMessage\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\x1c\n\x14result_completion_id\x18\x0b \x01(\r\x12\x0c\n\x04name\x18\x0c \x01(\t"T\n\x19PeekPromiseCommandMessage\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\x1c\n\x14result_completion_id\x18\x0b \x01(\r\x12\x0c\n\x04name\x18\x0c \x01(\t"\xec\x01\n\x1d\x43ompletePromiseCommandMessage\x12\x0b\n\x03key\x18\x01 \x01(\t\x12?\n\x10\x63ompletion_value\x18\x02 \x01(\x0b\x32#.dev.restate.service.protocol.ValueH\x00\x12\x43\n\x12\x63ompletion_failure\x18\x03 \x01(\x0b\x32%.dev.restate.service.protocol.FailureH\x00\x12\x1c\n\x14result_completion_id\x18\x0b \x01(\r\x12\x0c\n\x04name\x18\x0c \x01(\tB\x0c\n\ncompletion"W\n\x13SleepCommandMessage\x12\x14\n\x0cwake_up_time\x18\x01 \x01(\x04\x12\x1c\n\x14result_completion_id\x18\x0b \x01(\r\x12\x0c\n\x04name\x18\x0c \x01(\t"\xe1\x02\n\x12\x43\x61llCommandMessage\x12\x14\n\x0cservice_name\x18\x01 \x01(\t\x12\x14\n\x0chandler_name\x18\x02 \x01(\t\x12\x11\n\tparameter\x18\x03 \x01(\x0c\x12\x35\n\x07headers\x18\x04 \x03(\x0b\x32$.dev.restate.service.protocol.Header\x12\x0b\n\x03key\x18\x05 \x01(\t\x12\x1c\n\x0fidempotency_key\x18\x06 \x01(\tH\x00\x88\x01\x01\x12\x12\n\x05scope\x18\x07 \x01(\tH\x01\x88\x01\x01\x12\x16\n\tlimit_key\x18\x08 \x01(\tH\x02\x88\x01\x01\x12&\n\x1einvocation_id_notification_idx\x18\n \x01(\r\x12\x1c\n\x14result_completion_id\x18\x0b \x01(\r\x12\x0c\n\x04name\x18\x0c \x01(\tB\x12\n\x10_idempotency_keyB\x08\n\x06_scopeB\x0c\n\n_limit_key"\xde\x02\n\x18OneWayCallCommandMessage\x12\x14\n\x0cservice_name\x18\x01 \x01(\t\x12\x14\n\x0chandler_name\x18\x02 \x01(\t\x12\x11\n\tparameter\x18\x03 \x01(\x0c\x12\x13\n\x0binvoke_time\x18\x04 \x01(\x04\x12\x35\n\x07headers\x18\x05 \x03(\x0b\x32$.dev.restate.service.protocol.Header\x12\x0b\n\x03key\x18\x06 \x01(\t\x12\x1c\n\x0fidempotency_key\x18\x07 \x01(\tH\x00\x88\x01\x01\x12\x12\n\x05scope\x18\x08 \x01(\tH\x01\x88\x01\x01\x12\x16\n\tlimit_key\x18\t \x01(\tH\x02\x88\x01\x01\x12&\n\x1einvocation_id_notification_idx\x18\n \x01(\r\x12\x0c\n\x04name\x18\x0c \x01(\tB\x12\n\x10_idempotency_keyB\x08\n\x06_scopeB\x0c\n\n_limit_key"\xa6\x02\n\x18SendSignalCommandMessage\x12\x1c\n\x14target_invocation_id\x18\x01 \x01(\t\x12\r\n\x03idx\x18\x02 \x01(\rH\x00\x12\x0e\n\x04name\x18\x03 \x01(\tH\x00\x12\x32\n\x04void\x18\x04 \x01(\x0b\x32".dev.restate.service.protocol.VoidH\x01\x12\x34\n\x05value\x18\x05 \x01(\x0b\x32#.dev.restate.service.protocol.ValueH\x01\x12\x38\n\x07\x66\x61ilure\x18\x06 \x01(\x0b\x32%.dev.restate.service.protocol.FailureH\x01\x12\x12\n\nentry_name\x18\x0c \x01(\tB\x0b\n\tsignal_idB\x08\n\x06result"?\n\x11RunCommandMessage\x12\x1c\n\x14result_completion_id\x18\x0b \x01(\r\x12\x0c\n\x04name\x18\x0c \x01(\t"\x94\x02\n\x1e\x41ttachInvocationCommandMessage\x12\x17\n\rinvocation_id\x18\x01 \x01(\tH\x00\x12Z\n\x19idempotent_request_target\x18\x03 \x01(\x0b\x32\x35.dev.restate.service.protocol.IdempotentRequestTargetH\x00\x12G\n\x0fworkflow_target\x18\x04 \x01(\x0b\x32,.dev.restate.service.protocol.WorkflowTargetH\x00\x12\x1c\n\x14result_completion_id\x18\x0b \x01(\r\x12\x0c\n\x04name\x18\x0c \x01(\tB\x08\n\x06target"\x97\x02\n!GetInvocationOutputCommandMessage\x12\x17\n\rinvocation_id\x18\x01 \x01(\tH\x00\x12Z\n\x19idempotent_request_target\x18\x03 \x01(\x0b\x32\x35.dev.restate.service.protocol.IdempotentRequestTargetH\x00\x12G\n\x0fworkflow_target\x18\x04 \x01(\x0b\x32,.dev.restate.service.protocol.WorkflowTargetH\x00\x12\x1c\n\x14result_completion_id\x18\x0b \x01(\r\x12\x0c\n\x04name\x18\x0c \x01(\tB\x08\n\x06target"\xbf\x01\n\x1f\x43ompleteAwakeableCommandMessage\x12\x14\n\x0c\x61wakeable_id\x18\x01 \x01(\t\x12\x34\n\x05value\x18\x02 \x01(\x0b\x32#.dev.restate.service.protocol.ValueH\x00\x12\x38\n\x07\x66\x61ilure\x18\x03 \x01(\x0b\x32%.dev.restate.service.protocol.FailureH\x00\x12\x0c\n\x04name\x18\x0c \x01(\tB\x08\n\x06result"\xe7\x02\n\x14NotificationTemplate\x12\x17\n\rcompletion_id\x18\x01 \x01(\rH\x00\x12\x13\n\tsignal_id\x18\x02 \x01(\rH\x00\x12\x15\n\x0bsignal_name\x18\x03 \x01(\tH\x00\x12\x32\n\x04void\x18\x04 \x01(\x0b\x32".dev.restate.service.protocol.VoidH\x01\x12\x34\n\x05value\x18\x05 \x01(\x0b\x32#.dev.restate.service.protocol.ValueH\x01\x12\x38\n\x07\x66\x61ilure\x18\x06 \x01(\x0b\x32%.dev.restate.service.protocol.FailureH\x01\x12\x17\n\rinvocation_id\x18\x10 \x01(\tH\x01\x12=\n\nstate_keys\x18\x11 \x01(\x0b\x32\'.dev.restate.service.protocol.StateKeysH\x01\x42\x04\n\x02idB\x08\n\x06result"\xb6\x01\n)GetLazyStateCompletionNotificationMessage\x12\x15\n\rcompletion_id\x18\x01 \x01(\r\x12\x32\n\x04void\x18\x04 \x01(\x0b\x32".dev.restate.service.protocol.VoidH\x00\x12\x34\n\x05value\x18\x05 \x01(\x0b\x32#.dev.restate.service.protocol.ValueH\x00\x42\x08\n\x06result"\x83\x01\n-GetLazyStateKeysCompletionNotificationMessage\x12\x15\n\rcompletion_id\x18\x01 \x01(\r\x12;\n\nstate_keys\x18\x11 \x01(\x0b\x32\'.dev.restate.service.protocol.StateKeys"\xba\x01\n\'GetPromiseCompletionNotificationMessage\x12\x15\n\rcompletion_id\x18\x01 \x01(\r\x12\x34\n\x05value\x18\x05 \x01(\x0b\x32#.dev.restate.service.protocol.ValueH\x00\x12\x38\n\x07\x66\x61ilure\x18\x06 \x01(\x0b\x32%.dev.restate.service.protocol.FailureH\x00\x42\x08\n\x06result"\xef\x01\n(PeekPromiseCompletionNotificationMessage\x12\x15\n\rcompletion_id\x18\x01 \x01(\r\x12\x32\n\x04void\x18\x04 \x01(\x0b\x32".dev.restate.service.protocol.VoidH\x00\x12\x34\n\x05value\x18\x05 \x01(\x0b\x32#.dev.restate.service.protocol.ValueH\x00\x12\x38\n\x07\x66\x61ilure\x18\x06 \x01(\x0b\x32%.dev.restate.service.protocol.FailureH\x00\x42\x08\n\x06result"\xbd\x01\n,CompletePromiseCompletionNotificationMessage\x12\x15\n\rcompletion_id\x18\x01 \x01(\r\x12\x32\n\x04void\x18\x04 \x01(\x0b\x32".dev.restate.service.protocol.VoidH\x00\x12\x38\n\x07\x66\x61ilure\x18\x06 \x01(\x0b\x32%.dev.restate.service.protocol.FailureH\x00\x42\x08\n\x06result"m\n"SleepCompletionNotificationMessage\x12\x15\n\rcompletion_id\x18\x01 \x01(\r\x12\x30\n\x04void\x18\x04 \x01(\x0b\x32".dev.restate.service.protocol.Void"\xb4\x01\n!CallCompletionNotificationMessage\x12\x15\n\rcompletion_id\x18\x01 \x01(\r\x12\x34\n\x05value\x18\x05 \x01(\x0b\x32#.dev.restate.service.protocol.ValueH\x00\x12\x38\n\x07\x66\x61ilure\x18\x06 \x01(\x0b\x32%.dev.restate.service.protocol.FailureH\x00\x42\x08\n\x06result"]\n-CallInvocationIdCompletionNotificationMessage\x12\x15\n\rcompletion_id\x18\x01 \x01(\r\x12\x15\n\rinvocation_id\x18\x10 \x01(\t"\xb3\x01\n RunCompletionNotificationMessage\x12\x15\n\rcompletion_id\x18\x01 \x01(\r\x12\x34\n\x05value\x18\x05 \x01(\x0b\x32#.dev.restate.service.protocol.ValueH\x00\x12\x38\n\x07\x66\x61ilure\x18\x06 \x01(\x0b\x32%.dev.restate.service.protocol.FailureH\x00\x42\x08\n\x06result"\xc0\x01\n-AttachInvocationCompletionNotificationMessage\x12\x15\n\rcompletion_id\x18\x01 \x01(\r\x12\x34\n\x05value\x18\x05 \x01(\x0b\x32#.dev.restate.service.protocol.ValueH\x00\x12\x38\n\x07\x66\x61ilure\x18\x06 \x01(\x0b\x32%.dev.restate.service.protocol.FailureH\x00\x42\x08\n\x06result"\xf7\x01\n0GetInvocationOutputCompletionNotificationMessage\x12\x15\n\rcompletion_id\x18\x01 \x01(\r\x12\x32\n\x04void\x18\x04 \x01(\x0b\x32".dev.restate.service.protocol.VoidH\x00\x12\x34\n\x05value\x18\x05 \x01(\x0b\x32#.dev.restate.service.protocol.ValueH\x00\x12\x38\n\x07\x66\x61ilure\x18\x06 \x01(\x0b\x32%.dev.restate.service.protocol.FailureH\x00\x42\x08\n\x06result"\xee\x01\n\x19SignalNotificationMessage\x12\r\n\x03idx\x18\x02 \x01(\rH\x00\x12\x0e\n\x04name\x18\x03 \x01(\tH\x00\x12\x32\n\x04void\x18\x04 \x01(\x0b\x32".dev.restate.service.protocol.VoidH\x01\x12\x34\n\x05value\x18\x05 \x01(\x0b\x32#.dev.restate.service.protocol.ValueH\x01\x12\x38\n\x07\x66\x61ilure\x18\x06 \x01(\x0b\x32%.dev.restate.service.protocol.FailureH\x01\x42\x04\n\x02idB\x08\n\x06result*\xa9\x02\n\x16ServiceProtocolVersion\x12(\n$SERVICE_PROTOCOL_VERSION_UNSPECIFIED\x10\x00\x12\x1f\n\x1bSERVICE_PROTOCOL_VERSION_V1\x10\x01\x12\x1f\n\x1bSERVICE_PROTOCOL_VERSION_V2\x10\x02\x12\x1f\n\x1bSERVICE_PROTOCOL_VERSION_V3\x10\x03\x12\x1f\n\x1bSERVICE_PROTOCOL_VERSION_V4\x10\x04\x12\x1f\n\x1bSERVICE_PROTOCOL_VERSION_V5\x10\x05\x12\x1f\n\x1bSERVICE_PROTOCOL_VERSION_V6\x10\x06\x12\x1f\n\x1bSERVICE_PROTOCOL_VERSION_V7\x10\x07*\xdb\x01\n\x0e\x43ombinatorType\x12\x1b\n\x17\x43OMBINATOR_TYPE_UNKNOWN\x10\x00\x12#\n\x1f\x43OMBINATOR_TYPE_FIRST_COMPLETED\x10\x01\x12!\n\x1d\x43OMBINATOR_TYPE_ALL_COMPLETED\x10\x02\x12\x31\n-COMBINATOR_TYPE_FIRST_SUCCEEDED_OR_ALL_FAILED\x10\x03\x12\x31\n-COMBINATOR_TYPE_ALL_SUCCEEDED_OR_FIRST_FAILED\x10\x04*\\\n\rErrorBehavior\x12\x18\n\x14\x45RROR_BEHAVIOR_RETRY\x10\x00\x12\x18\n\x14\x45RROR_BEHAVIOR_PAUSE\x10\x01\x12\x17\n\x13\x45RROR_BEHAVIOR_FAIL\x10\x02*N\n\rBuiltInSignal\x12\x1b\n\x17\x42UILT_IN_SIGNAL_UNKNOWN\x10\x00\x12\x1a\n\x16\x42UILT_IN_SIGNAL_CANCEL\x10\x01"\x04\x08\x02\x10\x0f\x62\x06proto3'
-)
+
+
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x0eprotocol.proto\x12\x1c\x64\x65v.restate.service.protocol\"$\n\x06Header\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t\"\x18\n\x05Value\x12\x0f\n\x07\x63ontent\x18\x01 \x01(\x0c\"i\n\x07\x46\x61ilure\x12\x0c\n\x04\x63ode\x18\x01 \x01(\r\x12\x0f\n\x07message\x18\x02 \x01(\t\x12?\n\x08metadata\x18\x03 \x03(\x0b\x32-.dev.restate.service.protocol.FailureMetadata\"-\n\x0f\x46\x61ilureMetadata\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t\"\x19\n\tStateKeys\x12\x0c\n\x04keys\x18\x01 \x03(\x0c\"\x06\n\x04Void\"[\n\x0eWorkflowTarget\x12\x15\n\rworkflow_name\x18\x01 \x01(\t\x12\x14\n\x0cworkflow_key\x18\x02 \x01(\t\x12\x12\n\x05scope\x18\x03 \x01(\tH\x00\x88\x01\x01\x42\x08\n\x06_scope\"\xa6\x01\n\x17IdempotentRequestTarget\x12\x14\n\x0cservice_name\x18\x01 \x01(\t\x12\x18\n\x0bservice_key\x18\x02 \x01(\tH\x00\x88\x01\x01\x12\x14\n\x0chandler_name\x18\x03 \x01(\t\x12\x17\n\x0fidempotency_key\x18\x04 \x01(\t\x12\x12\n\x05scope\x18\x05 \x01(\tH\x01\x88\x01\x01\x42\x0e\n\x0c_service_keyB\x08\n\x06_scope\"\xe2\x01\n\x06\x46uture\x12\x1b\n\x13waiting_completions\x18\x01 \x03(\r\x12\x17\n\x0fwaiting_signals\x18\x02 \x03(\r\x12\x1d\n\x15waiting_named_signals\x18\x03 \x03(\t\x12<\n\x0enested_futures\x18\x04 \x03(\x0b\x32$.dev.restate.service.protocol.Future\x12\x45\n\x0f\x63ombinator_type\x18\x05 \x01(\x0e\x32,.dev.restate.service.protocol.CombinatorType\"\xbd\x03\n\x0cStartMessage\x12\n\n\x02id\x18\x01 \x01(\x0c\x12\x10\n\x08\x64\x65\x62ug_id\x18\x02 \x01(\t\x12\x15\n\rknown_entries\x18\x03 \x01(\r\x12H\n\tstate_map\x18\x04 \x03(\x0b\x32\x35.dev.restate.service.protocol.StartMessage.StateEntry\x12\x15\n\rpartial_state\x18\x05 \x01(\x08\x12\x0b\n\x03key\x18\x06 \x01(\t\x12+\n#retry_count_since_last_stored_entry\x18\x07 \x01(\r\x12(\n duration_since_last_stored_entry\x18\x08 \x01(\x04\x12\x13\n\x0brandom_seed\x18\t \x01(\x04\x12\x12\n\x05scope\x18\n \x01(\tH\x00\x88\x01\x01\x12\x16\n\tlimit_key\x18\x0b \x01(\tH\x01\x88\x01\x01\x12\x1c\n\x0fidempotency_key\x18\x0c \x01(\tH\x02\x88\x01\x01\x1a(\n\nStateEntry\x12\x0b\n\x03key\x18\x01 \x01(\x0c\x12\r\n\x05value\x18\x02 \x01(\x0c\x42\x08\n\x06_scopeB\x0c\n\n_limit_keyB\x12\n\x10_idempotency_key\"\xa3\x01\n\x11SuspensionMessage\x12\x1b\n\x13waiting_completions\x18\x01 \x03(\r\x12\x17\n\x0fwaiting_signals\x18\x02 \x03(\r\x12\x1d\n\x15waiting_named_signals\x18\x03 \x03(\t\x12\x39\n\x0b\x61waiting_on\x18\x04 \x01(\x0b\x32$.dev.restate.service.protocol.Future\"\xf0\x02\n\x0c\x45rrorMessage\x12\x0c\n\x04\x63ode\x18\x01 \x01(\r\x12\x0f\n\x07message\x18\x02 \x01(\t\x12\x12\n\nstacktrace\x18\x03 \x01(\t\x12\"\n\x15related_command_index\x18\x04 \x01(\rH\x00\x88\x01\x01\x12!\n\x14related_command_name\x18\x05 \x01(\tH\x01\x88\x01\x01\x12!\n\x14related_command_type\x18\x06 \x01(\rH\x02\x88\x01\x01\x12\x1d\n\x10next_retry_delay\x18\x08 \x01(\x04H\x03\x88\x01\x01\x12=\n\x08\x62\x65havior\x18\t \x01(\x0e\x32+.dev.restate.service.protocol.ErrorBehaviorB\x18\n\x16_related_command_indexB\x17\n\x15_related_command_nameB\x17\n\x15_related_command_typeB\x13\n\x11_next_retry_delayJ\x04\x08\x07\x10\x08\"\x0c\n\nEndMessage\"*\n\x11\x43ommandAckMessage\x12\x15\n\rcommand_index\x18\x01 \x01(\r\"\x90\x01\n\x1bProposeRunCompletionMessage\x12\x1c\n\x14result_completion_id\x18\x01 \x01(\r\x12\x0f\n\x05value\x18\x0e \x01(\x0cH\x00\x12\x38\n\x07\x66\x61ilure\x18\x0f \x01(\x0b\x32%.dev.restate.service.protocol.FailureH\x00\x42\x08\n\x06result\"n\n\x11\x41waitingOnMessage\x12\x39\n\x0b\x61waiting_on\x18\x01 \x01(\x0b\x32$.dev.restate.service.protocol.Future\x12\x1e\n\x16\x65xecuting_side_effects\x18\x02 \x01(\x08\"7\n\x1eProposeRunCompletionAckMessage\x12\x15\n\rcompletion_id\x18\x01 \x01(\r\"\x8e\x01\n\x13InputCommandMessage\x12\x35\n\x07headers\x18\x01 \x03(\x0b\x32$.dev.restate.service.protocol.Header\x12\x32\n\x05value\x18\x0e \x01(\x0b\x32#.dev.restate.service.protocol.Value\x12\x0c\n\x04name\x18\x0c \x01(\t\"\x9e\x01\n\x14OutputCommandMessage\x12\x34\n\x05value\x18\x0e \x01(\x0b\x32#.dev.restate.service.protocol.ValueH\x00\x12\x38\n\x07\x66\x61ilure\x18\x0f \x01(\x0b\x32%.dev.restate.service.protocol.FailureH\x00\x12\x0c\n\x04name\x18\x0c \x01(\tB\x08\n\x06result\"U\n\x1aGetLazyStateCommandMessage\x12\x0b\n\x03key\x18\x01 \x01(\x0c\x12\x1c\n\x14result_completion_id\x18\x0b \x01(\r\x12\x0c\n\x04name\x18\x0c \x01(\t\"g\n\x16SetStateCommandMessage\x12\x0b\n\x03key\x18\x01 \x01(\x0c\x12\x32\n\x05value\x18\x03 \x01(\x0b\x32#.dev.restate.service.protocol.Value\x12\x0c\n\x04name\x18\x0c \x01(\t\"5\n\x18\x43learStateCommandMessage\x12\x0b\n\x03key\x18\x01 \x01(\x0c\x12\x0c\n\x04name\x18\x0c \x01(\t\"+\n\x1b\x43learAllStateCommandMessage\x12\x0c\n\x04name\x18\x0c \x01(\t\"L\n\x1eGetLazyStateKeysCommandMessage\x12\x1c\n\x14result_completion_id\x18\x0b \x01(\r\x12\x0c\n\x04name\x18\x0c \x01(\t\"\xac\x01\n\x1bGetEagerStateCommandMessage\x12\x0b\n\x03key\x18\x01 \x01(\x0c\x12\x32\n\x04void\x18\r \x01(\x0b\x32\".dev.restate.service.protocol.VoidH\x00\x12\x34\n\x05value\x18\x0e \x01(\x0b\x32#.dev.restate.service.protocol.ValueH\x00\x12\x0c\n\x04name\x18\x0c \x01(\tB\x08\n\x06result\"g\n\x1fGetEagerStateKeysCommandMessage\x12\x36\n\x05value\x18\x0e \x01(\x0b\x32\'.dev.restate.service.protocol.StateKeys\x12\x0c\n\x04name\x18\x0c \x01(\t\"S\n\x18GetPromiseCommandMessage\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\x1c\n\x14result_completion_id\x18\x0b \x01(\r\x12\x0c\n\x04name\x18\x0c \x01(\t\"T\n\x19PeekPromiseCommandMessage\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\x1c\n\x14result_completion_id\x18\x0b \x01(\r\x12\x0c\n\x04name\x18\x0c \x01(\t\"\xec\x01\n\x1d\x43ompletePromiseCommandMessage\x12\x0b\n\x03key\x18\x01 \x01(\t\x12?\n\x10\x63ompletion_value\x18\x02 \x01(\x0b\x32#.dev.restate.service.protocol.ValueH\x00\x12\x43\n\x12\x63ompletion_failure\x18\x03 \x01(\x0b\x32%.dev.restate.service.protocol.FailureH\x00\x12\x1c\n\x14result_completion_id\x18\x0b \x01(\r\x12\x0c\n\x04name\x18\x0c \x01(\tB\x0c\n\ncompletion\"W\n\x13SleepCommandMessage\x12\x14\n\x0cwake_up_time\x18\x01 \x01(\x04\x12\x1c\n\x14result_completion_id\x18\x0b \x01(\r\x12\x0c\n\x04name\x18\x0c \x01(\t\"\xe1\x02\n\x12\x43\x61llCommandMessage\x12\x14\n\x0cservice_name\x18\x01 \x01(\t\x12\x14\n\x0chandler_name\x18\x02 \x01(\t\x12\x11\n\tparameter\x18\x03 \x01(\x0c\x12\x35\n\x07headers\x18\x04 \x03(\x0b\x32$.dev.restate.service.protocol.Header\x12\x0b\n\x03key\x18\x05 \x01(\t\x12\x1c\n\x0fidempotency_key\x18\x06 \x01(\tH\x00\x88\x01\x01\x12\x12\n\x05scope\x18\x07 \x01(\tH\x01\x88\x01\x01\x12\x16\n\tlimit_key\x18\x08 \x01(\tH\x02\x88\x01\x01\x12&\n\x1einvocation_id_notification_idx\x18\n \x01(\r\x12\x1c\n\x14result_completion_id\x18\x0b \x01(\r\x12\x0c\n\x04name\x18\x0c \x01(\tB\x12\n\x10_idempotency_keyB\x08\n\x06_scopeB\x0c\n\n_limit_key\"\xde\x02\n\x18OneWayCallCommandMessage\x12\x14\n\x0cservice_name\x18\x01 \x01(\t\x12\x14\n\x0chandler_name\x18\x02 \x01(\t\x12\x11\n\tparameter\x18\x03 \x01(\x0c\x12\x13\n\x0binvoke_time\x18\x04 \x01(\x04\x12\x35\n\x07headers\x18\x05 \x03(\x0b\x32$.dev.restate.service.protocol.Header\x12\x0b\n\x03key\x18\x06 \x01(\t\x12\x1c\n\x0fidempotency_key\x18\x07 \x01(\tH\x00\x88\x01\x01\x12\x12\n\x05scope\x18\x08 \x01(\tH\x01\x88\x01\x01\x12\x16\n\tlimit_key\x18\t \x01(\tH\x02\x88\x01\x01\x12&\n\x1einvocation_id_notification_idx\x18\n \x01(\r\x12\x0c\n\x04name\x18\x0c \x01(\tB\x12\n\x10_idempotency_keyB\x08\n\x06_scopeB\x0c\n\n_limit_key\"\xa6\x02\n\x18SendSignalCommandMessage\x12\x1c\n\x14target_invocation_id\x18\x01 \x01(\t\x12\r\n\x03idx\x18\x02 \x01(\rH\x00\x12\x0e\n\x04name\x18\x03 \x01(\tH\x00\x12\x32\n\x04void\x18\x04 \x01(\x0b\x32\".dev.restate.service.protocol.VoidH\x01\x12\x34\n\x05value\x18\x05 \x01(\x0b\x32#.dev.restate.service.protocol.ValueH\x01\x12\x38\n\x07\x66\x61ilure\x18\x06 \x01(\x0b\x32%.dev.restate.service.protocol.FailureH\x01\x12\x12\n\nentry_name\x18\x0c \x01(\tB\x0b\n\tsignal_idB\x08\n\x06result\"?\n\x11RunCommandMessage\x12\x1c\n\x14result_completion_id\x18\x0b \x01(\r\x12\x0c\n\x04name\x18\x0c \x01(\t\"\x94\x02\n\x1e\x41ttachInvocationCommandMessage\x12\x17\n\rinvocation_id\x18\x01 \x01(\tH\x00\x12Z\n\x19idempotent_request_target\x18\x03 \x01(\x0b\x32\x35.dev.restate.service.protocol.IdempotentRequestTargetH\x00\x12G\n\x0fworkflow_target\x18\x04 \x01(\x0b\x32,.dev.restate.service.protocol.WorkflowTargetH\x00\x12\x1c\n\x14result_completion_id\x18\x0b \x01(\r\x12\x0c\n\x04name\x18\x0c \x01(\tB\x08\n\x06target\"\x97\x02\n!GetInvocationOutputCommandMessage\x12\x17\n\rinvocation_id\x18\x01 \x01(\tH\x00\x12Z\n\x19idempotent_request_target\x18\x03 \x01(\x0b\x32\x35.dev.restate.service.protocol.IdempotentRequestTargetH\x00\x12G\n\x0fworkflow_target\x18\x04 \x01(\x0b\x32,.dev.restate.service.protocol.WorkflowTargetH\x00\x12\x1c\n\x14result_completion_id\x18\x0b \x01(\r\x12\x0c\n\x04name\x18\x0c \x01(\tB\x08\n\x06target\"\xbf\x01\n\x1f\x43ompleteAwakeableCommandMessage\x12\x14\n\x0c\x61wakeable_id\x18\x01 \x01(\t\x12\x34\n\x05value\x18\x02 \x01(\x0b\x32#.dev.restate.service.protocol.ValueH\x00\x12\x38\n\x07\x66\x61ilure\x18\x03 \x01(\x0b\x32%.dev.restate.service.protocol.FailureH\x00\x12\x0c\n\x04name\x18\x0c \x01(\tB\x08\n\x06result\"\xe7\x02\n\x14NotificationTemplate\x12\x17\n\rcompletion_id\x18\x01 \x01(\rH\x00\x12\x13\n\tsignal_id\x18\x02 \x01(\rH\x00\x12\x15\n\x0bsignal_name\x18\x03 \x01(\tH\x00\x12\x32\n\x04void\x18\x04 \x01(\x0b\x32\".dev.restate.service.protocol.VoidH\x01\x12\x34\n\x05value\x18\x05 \x01(\x0b\x32#.dev.restate.service.protocol.ValueH\x01\x12\x38\n\x07\x66\x61ilure\x18\x06 \x01(\x0b\x32%.dev.restate.service.protocol.FailureH\x01\x12\x17\n\rinvocation_id\x18\x10 \x01(\tH\x01\x12=\n\nstate_keys\x18\x11 \x01(\x0b\x32\'.dev.restate.service.protocol.StateKeysH\x01\x42\x04\n\x02idB\x08\n\x06result\"\xb6\x01\n)GetLazyStateCompletionNotificationMessage\x12\x15\n\rcompletion_id\x18\x01 \x01(\r\x12\x32\n\x04void\x18\x04 \x01(\x0b\x32\".dev.restate.service.protocol.VoidH\x00\x12\x34\n\x05value\x18\x05 \x01(\x0b\x32#.dev.restate.service.protocol.ValueH\x00\x42\x08\n\x06result\"\x83\x01\n-GetLazyStateKeysCompletionNotificationMessage\x12\x15\n\rcompletion_id\x18\x01 \x01(\r\x12;\n\nstate_keys\x18\x11 \x01(\x0b\x32\'.dev.restate.service.protocol.StateKeys\"\xba\x01\n\'GetPromiseCompletionNotificationMessage\x12\x15\n\rcompletion_id\x18\x01 \x01(\r\x12\x34\n\x05value\x18\x05 \x01(\x0b\x32#.dev.restate.service.protocol.ValueH\x00\x12\x38\n\x07\x66\x61ilure\x18\x06 \x01(\x0b\x32%.dev.restate.service.protocol.FailureH\x00\x42\x08\n\x06result\"\xef\x01\n(PeekPromiseCompletionNotificationMessage\x12\x15\n\rcompletion_id\x18\x01 \x01(\r\x12\x32\n\x04void\x18\x04 \x01(\x0b\x32\".dev.restate.service.protocol.VoidH\x00\x12\x34\n\x05value\x18\x05 \x01(\x0b\x32#.dev.restate.service.protocol.ValueH\x00\x12\x38\n\x07\x66\x61ilure\x18\x06 \x01(\x0b\x32%.dev.restate.service.protocol.FailureH\x00\x42\x08\n\x06result\"\xbd\x01\n,CompletePromiseCompletionNotificationMessage\x12\x15\n\rcompletion_id\x18\x01 \x01(\r\x12\x32\n\x04void\x18\x04 \x01(\x0b\x32\".dev.restate.service.protocol.VoidH\x00\x12\x38\n\x07\x66\x61ilure\x18\x06 \x01(\x0b\x32%.dev.restate.service.protocol.FailureH\x00\x42\x08\n\x06result\"m\n\"SleepCompletionNotificationMessage\x12\x15\n\rcompletion_id\x18\x01 \x01(\r\x12\x30\n\x04void\x18\x04 \x01(\x0b\x32\".dev.restate.service.protocol.Void\"\xb4\x01\n!CallCompletionNotificationMessage\x12\x15\n\rcompletion_id\x18\x01 \x01(\r\x12\x34\n\x05value\x18\x05 \x01(\x0b\x32#.dev.restate.service.protocol.ValueH\x00\x12\x38\n\x07\x66\x61ilure\x18\x06 \x01(\x0b\x32%.dev.restate.service.protocol.FailureH\x00\x42\x08\n\x06result\"]\n-CallInvocationIdCompletionNotificationMessage\x12\x15\n\rcompletion_id\x18\x01 \x01(\r\x12\x15\n\rinvocation_id\x18\x10 \x01(\t\"\xb3\x01\n RunCompletionNotificationMessage\x12\x15\n\rcompletion_id\x18\x01 \x01(\r\x12\x34\n\x05value\x18\x05 \x01(\x0b\x32#.dev.restate.service.protocol.ValueH\x00\x12\x38\n\x07\x66\x61ilure\x18\x06 \x01(\x0b\x32%.dev.restate.service.protocol.FailureH\x00\x42\x08\n\x06result\"\xc0\x01\n-AttachInvocationCompletionNotificationMessage\x12\x15\n\rcompletion_id\x18\x01 \x01(\r\x12\x34\n\x05value\x18\x05 \x01(\x0b\x32#.dev.restate.service.protocol.ValueH\x00\x12\x38\n\x07\x66\x61ilure\x18\x06 \x01(\x0b\x32%.dev.restate.service.protocol.FailureH\x00\x42\x08\n\x06result\"\xf7\x01\n0GetInvocationOutputCompletionNotificationMessage\x12\x15\n\rcompletion_id\x18\x01 \x01(\r\x12\x32\n\x04void\x18\x04 \x01(\x0b\x32\".dev.restate.service.protocol.VoidH\x00\x12\x34\n\x05value\x18\x05 \x01(\x0b\x32#.dev.restate.service.protocol.ValueH\x00\x12\x38\n\x07\x66\x61ilure\x18\x06 \x01(\x0b\x32%.dev.restate.service.protocol.FailureH\x00\x42\x08\n\x06result\"\xee\x01\n\x19SignalNotificationMessage\x12\r\n\x03idx\x18\x02 \x01(\rH\x00\x12\x0e\n\x04name\x18\x03 \x01(\tH\x00\x12\x32\n\x04void\x18\x04 \x01(\x0b\x32\".dev.restate.service.protocol.VoidH\x01\x12\x34\n\x05value\x18\x05 \x01(\x0b\x32#.dev.restate.service.protocol.ValueH\x01\x12\x38\n\x07\x66\x61ilure\x18\x06 \x01(\x0b\x32%.dev.restate.service.protocol.FailureH\x01\x42\x04\n\x02idB\x08\n\x06result*\xa9\x02\n\x16ServiceProtocolVersion\x12(\n$SERVICE_PROTOCOL_VERSION_UNSPECIFIED\x10\x00\x12\x1f\n\x1bSERVICE_PROTOCOL_VERSION_V1\x10\x01\x12\x1f\n\x1bSERVICE_PROTOCOL_VERSION_V2\x10\x02\x12\x1f\n\x1bSERVICE_PROTOCOL_VERSION_V3\x10\x03\x12\x1f\n\x1bSERVICE_PROTOCOL_VERSION_V4\x10\x04\x12\x1f\n\x1bSERVICE_PROTOCOL_VERSION_V5\x10\x05\x12\x1f\n\x1bSERVICE_PROTOCOL_VERSION_V6\x10\x06\x12\x1f\n\x1bSERVICE_PROTOCOL_VERSION_V7\x10\x07*\xdb\x01\n\x0e\x43ombinatorType\x12\x1b\n\x17\x43OMBINATOR_TYPE_UNKNOWN\x10\x00\x12#\n\x1f\x43OMBINATOR_TYPE_FIRST_COMPLETED\x10\x01\x12!\n\x1d\x43OMBINATOR_TYPE_ALL_COMPLETED\x10\x02\x12\x31\n-COMBINATOR_TYPE_FIRST_SUCCEEDED_OR_ALL_FAILED\x10\x03\x12\x31\n-COMBINATOR_TYPE_ALL_SUCCEEDED_OR_FIRST_FAILED\x10\x04*\\\n\rErrorBehavior\x12\x18\n\x14\x45RROR_BEHAVIOR_RETRY\x10\x00\x12\x18\n\x14\x45RROR_BEHAVIOR_PAUSE\x10\x01\x12\x17\n\x13\x45RROR_BEHAVIOR_FAIL\x10\x02*N\n\rBuiltInSignal\x12\x1b\n\x17\x42UILT_IN_SIGNAL_UNKNOWN\x10\x00\x12\x1a\n\x16\x42UILT_IN_SIGNAL_CANCEL\x10\x01\"\x04\x08\x02\x10\x0f\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
-_builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, "protocol_pb2", _globals)
+_builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'protocol_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
-    DESCRIPTOR._loaded_options = None
-    _globals["_SERVICEPROTOCOLVERSION"]._serialized_start = 7994
-    _globals["_SERVICEPROTOCOLVERSION"]._serialized_end = 8291
-    _globals["_COMBINATORTYPE"]._serialized_start = 8294
-    _globals["_COMBINATORTYPE"]._serialized_end = 8513
-    _globals["_ERRORBEHAVIOR"]._serialized_start = 8515
-    _globals["_ERRORBEHAVIOR"]._serialized_end = 8607
-    _globals["_BUILTINSIGNAL"]._serialized_start = 8609
-    _globals["_BUILTINSIGNAL"]._serialized_end = 8687
-    _globals["_HEADER"]._serialized_start = 48
-    _globals["_HEADER"]._serialized_end = 84
-    _globals["_VALUE"]._serialized_start = 86
-    _globals["_VALUE"]._serialized_end = 110
-    _globals["_FAILURE"]._serialized_start = 112
-    _globals["_FAILURE"]._serialized_end = 217
-    _globals["_FAILUREMETADATA"]._serialized_start = 219
-    _globals["_FAILUREMETADATA"]._serialized_end = 264
-    _globals["_STATEKEYS"]._serialized_start = 266
-    _globals["_STATEKEYS"]._serialized_end = 291
-    _globals["_VOID"]._serialized_start = 293
-    _globals["_VOID"]._serialized_end = 299
-    _globals["_WORKFLOWTARGET"]._serialized_start = 301
-    _globals["_WORKFLOWTARGET"]._serialized_end = 392
-    _globals["_IDEMPOTENTREQUESTTARGET"]._serialized_start = 395
-    _globals["_IDEMPOTENTREQUESTTARGET"]._serialized_end = 561
-    _globals["_FUTURE"]._serialized_start = 564
-    _globals["_FUTURE"]._serialized_end = 790
-    _globals["_STARTMESSAGE"]._serialized_start = 793
-    _globals["_STARTMESSAGE"]._serialized_end = 1238
-    _globals["_STARTMESSAGE_STATEENTRY"]._serialized_start = 1154
-    _globals["_STARTMESSAGE_STATEENTRY"]._serialized_end = 1194
-    _globals["_SUSPENSIONMESSAGE"]._serialized_start = 1241
-    _globals["_SUSPENSIONMESSAGE"]._serialized_end = 1404
-    _globals["_ERRORMESSAGE"]._serialized_start = 1407
-    _globals["_ERRORMESSAGE"]._serialized_end = 1775
-    _globals["_ENDMESSAGE"]._serialized_start = 1777
-    _globals["_ENDMESSAGE"]._serialized_end = 1789
-    _globals["_COMMANDACKMESSAGE"]._serialized_start = 1791
-    _globals["_COMMANDACKMESSAGE"]._serialized_end = 1833
-    _globals["_PROPOSERUNCOMPLETIONMESSAGE"]._serialized_start = 1836
-    _globals["_PROPOSERUNCOMPLETIONMESSAGE"]._serialized_end = 1980
-    _globals["_AWAITINGONMESSAGE"]._serialized_start = 1982
-    _globals["_AWAITINGONMESSAGE"]._serialized_end = 2092
-    _globals["_PROPOSERUNCOMPLETIONACKMESSAGE"]._serialized_start = 2094
-    _globals["_PROPOSERUNCOMPLETIONACKMESSAGE"]._serialized_end = 2149
-    _globals["_INPUTCOMMANDMESSAGE"]._serialized_start = 2152
-    _globals["_INPUTCOMMANDMESSAGE"]._serialized_end = 2294
-    _globals["_OUTPUTCOMMANDMESSAGE"]._serialized_start = 2297
-    _globals["_OUTPUTCOMMANDMESSAGE"]._serialized_end = 2455
-    _globals["_GETLAZYSTATECOMMANDMESSAGE"]._serialized_start = 2457
-    _globals["_GETLAZYSTATECOMMANDMESSAGE"]._serialized_end = 2542
-    _globals["_SETSTATECOMMANDMESSAGE"]._serialized_start = 2544
-    _globals["_SETSTATECOMMANDMESSAGE"]._serialized_end = 2647
-    _globals["_CLEARSTATECOMMANDMESSAGE"]._serialized_start = 2649
-    _globals["_CLEARSTATECOMMANDMESSAGE"]._serialized_end = 2702
-    _globals["_CLEARALLSTATECOMMANDMESSAGE"]._serialized_start = 2704
-    _globals["_CLEARALLSTATECOMMANDMESSAGE"]._serialized_end = 2747
-    _globals["_GETLAZYSTATEKEYSCOMMANDMESSAGE"]._serialized_start = 2749
-    _globals["_GETLAZYSTATEKEYSCOMMANDMESSAGE"]._serialized_end = 2825
-    _globals["_GETEAGERSTATECOMMANDMESSAGE"]._serialized_start = 2828
-    _globals["_GETEAGERSTATECOMMANDMESSAGE"]._serialized_end = 3000
-    _globals["_GETEAGERSTATEKEYSCOMMANDMESSAGE"]._serialized_start = 3002
-    _globals["_GETEAGERSTATEKEYSCOMMANDMESSAGE"]._serialized_end = 3105
-    _globals["_GETPROMISECOMMANDMESSAGE"]._serialized_start = 3107
-    _globals["_GETPROMISECOMMANDMESSAGE"]._serialized_end = 3190
-    _globals["_PEEKPROMISECOMMANDMESSAGE"]._serialized_start = 3192
-    _globals["_PEEKPROMISECOMMANDMESSAGE"]._serialized_end = 3276
-    _globals["_COMPLETEPROMISECOMMANDMESSAGE"]._serialized_start = 3279
-    _globals["_COMPLETEPROMISECOMMANDMESSAGE"]._serialized_end = 3515
-    _globals["_SLEEPCOMMANDMESSAGE"]._serialized_start = 3517
-    _globals["_SLEEPCOMMANDMESSAGE"]._serialized_end = 3604
-    _globals["_CALLCOMMANDMESSAGE"]._serialized_start = 3607
-    _globals["_CALLCOMMANDMESSAGE"]._serialized_end = 3960
-    _globals["_ONEWAYCALLCOMMANDMESSAGE"]._serialized_start = 3963
-    _globals["_ONEWAYCALLCOMMANDMESSAGE"]._serialized_end = 4313
-    _globals["_SENDSIGNALCOMMANDMESSAGE"]._serialized_start = 4316
-    _globals["_SENDSIGNALCOMMANDMESSAGE"]._serialized_end = 4610
-    _globals["_RUNCOMMANDMESSAGE"]._serialized_start = 4612
-    _globals["_RUNCOMMANDMESSAGE"]._serialized_end = 4675
-    _globals["_ATTACHINVOCATIONCOMMANDMESSAGE"]._serialized_start = 4678
-    _globals["_ATTACHINVOCATIONCOMMANDMESSAGE"]._serialized_end = 4954
-    _globals["_GETINVOCATIONOUTPUTCOMMANDMESSAGE"]._serialized_start = 4957
-    _globals["_GETINVOCATIONOUTPUTCOMMANDMESSAGE"]._serialized_end = 5236
-    _globals["_COMPLETEAWAKEABLECOMMANDMESSAGE"]._serialized_start = 5239
-    _globals["_COMPLETEAWAKEABLECOMMANDMESSAGE"]._serialized_end = 5430
-    _globals["_NOTIFICATIONTEMPLATE"]._serialized_start = 5433
-    _globals["_NOTIFICATIONTEMPLATE"]._serialized_end = 5792
-    _globals["_GETLAZYSTATECOMPLETIONNOTIFICATIONMESSAGE"]._serialized_start = 5795
-    _globals["_GETLAZYSTATECOMPLETIONNOTIFICATIONMESSAGE"]._serialized_end = 5977
-    _globals["_GETLAZYSTATEKEYSCOMPLETIONNOTIFICATIONMESSAGE"]._serialized_start = 5980
-    _globals["_GETLAZYSTATEKEYSCOMPLETIONNOTIFICATIONMESSAGE"]._serialized_end = 6111
-    _globals["_GETPROMISECOMPLETIONNOTIFICATIONMESSAGE"]._serialized_start = 6114
-    _globals["_GETPROMISECOMPLETIONNOTIFICATIONMESSAGE"]._serialized_end = 6300
-    _globals["_PEEKPROMISECOMPLETIONNOTIFICATIONMESSAGE"]._serialized_start = 6303
-    _globals["_PEEKPROMISECOMPLETIONNOTIFICATIONMESSAGE"]._serialized_end = 6542
-    _globals["_COMPLETEPROMISECOMPLETIONNOTIFICATIONMESSAGE"]._serialized_start = 6545
-    _globals["_COMPLETEPROMISECOMPLETIONNOTIFICATIONMESSAGE"]._serialized_end = 6734
-    _globals["_SLEEPCOMPLETIONNOTIFICATIONMESSAGE"]._serialized_start = 6736
-    _globals["_SLEEPCOMPLETIONNOTIFICATIONMESSAGE"]._serialized_end = 6845
-    _globals["_CALLCOMPLETIONNOTIFICATIONMESSAGE"]._serialized_start = 6848
-    _globals["_CALLCOMPLETIONNOTIFICATIONMESSAGE"]._serialized_end = 7028
-    _globals["_CALLINVOCATIONIDCOMPLETIONNOTIFICATIONMESSAGE"]._serialized_start = 7030
-    _globals["_CALLINVOCATIONIDCOMPLETIONNOTIFICATIONMESSAGE"]._serialized_end = 7123
-    _globals["_RUNCOMPLETIONNOTIFICATIONMESSAGE"]._serialized_start = 7126
-    _globals["_RUNCOMPLETIONNOTIFICATIONMESSAGE"]._serialized_end = 7305
-    _globals["_ATTACHINVOCATIONCOMPLETIONNOTIFICATIONMESSAGE"]._serialized_start = 7308
-    _globals["_ATTACHINVOCATIONCOMPLETIONNOTIFICATIONMESSAGE"]._serialized_end = 7500
-    _globals["_GETINVOCATIONOUTPUTCOMPLETIONNOTIFICATIONMESSAGE"]._serialized_start = 7503
-    _globals["_GETINVOCATIONOUTPUTCOMPLETIONNOTIFICATIONMESSAGE"]._serialized_end = 7750
-    _globals["_SIGNALNOTIFICATIONMESSAGE"]._serialized_start = 7753
-    _globals["_SIGNALNOTIFICATIONMESSAGE"]._serialized_end = 7991
+  DESCRIPTOR._loaded_options = None
+  _globals['_SERVICEPROTOCOLVERSION']._serialized_start=7994
+  _globals['_SERVICEPROTOCOLVERSION']._serialized_end=8291
+  _globals['_COMBINATORTYPE']._serialized_start=8294
+  _globals['_COMBINATORTYPE']._serialized_end=8513
+  _globals['_ERRORBEHAVIOR']._serialized_start=8515
+  _globals['_ERRORBEHAVIOR']._serialized_end=8607
+  _globals['_BUILTINSIGNAL']._serialized_start=8609
+  _globals['_BUILTINSIGNAL']._serialized_end=8687
+  _globals['_HEADER']._serialized_start=48
+  _globals['_HEADER']._serialized_end=84
+  _globals['_VALUE']._serialized_start=86
+  _globals['_VALUE']._serialized_end=110
+  _globals['_FAILURE']._serialized_start=112
+  _globals['_FAILURE']._serialized_end=217
+  _globals['_FAILUREMETADATA']._serialized_start=219
+  _globals['_FAILUREMETADATA']._serialized_end=264
+  _globals['_STATEKEYS']._serialized_start=266
+  _globals['_STATEKEYS']._serialized_end=291
+  _globals['_VOID']._serialized_start=293
+  _globals['_VOID']._serialized_end=299
+  _globals['_WORKFLOWTARGET']._serialized_start=301
+  _globals['_WORKFLOWTARGET']._serialized_end=392
+  _globals['_IDEMPOTENTREQUESTTARGET']._serialized_start=395
+  _globals['_IDEMPOTENTREQUESTTARGET']._serialized_end=561
+  _globals['_FUTURE']._serialized_start=564
+  _globals['_FUTURE']._serialized_end=790
+  _globals['_STARTMESSAGE']._serialized_start=793
+  _globals['_STARTMESSAGE']._serialized_end=1238
+  _globals['_STARTMESSAGE_STATEENTRY']._serialized_start=1154
+  _globals['_STARTMESSAGE_STATEENTRY']._serialized_end=1194
+  _globals['_SUSPENSIONMESSAGE']._serialized_start=1241
+  _globals['_SUSPENSIONMESSAGE']._serialized_end=1404
+  _globals['_ERRORMESSAGE']._serialized_start=1407
+  _globals['_ERRORMESSAGE']._serialized_end=1775
+  _globals['_ENDMESSAGE']._serialized_start=1777
+  _globals['_ENDMESSAGE']._serialized_end=1789
+  _globals['_COMMANDACKMESSAGE']._serialized_start=1791
+  _globals['_COMMANDACKMESSAGE']._serialized_end=1833
+  _globals['_PROPOSERUNCOMPLETIONMESSAGE']._serialized_start=1836
+  _globals['_PROPOSERUNCOMPLETIONMESSAGE']._serialized_end=1980
+  _globals['_AWAITINGONMESSAGE']._serialized_start=1982
+  _globals['_AWAITINGONMESSAGE']._serialized_end=2092
+  _globals['_PROPOSERUNCOMPLETIONACKMESSAGE']._serialized_start=2094
+  _globals['_PROPOSERUNCOMPLETIONACKMESSAGE']._serialized_end=2149
+  _globals['_INPUTCOMMANDMESSAGE']._serialized_start=2152
+  _globals['_INPUTCOMMANDMESSAGE']._serialized_end=2294
+  _globals['_OUTPUTCOMMANDMESSAGE']._serialized_start=2297
+  _globals['_OUTPUTCOMMANDMESSAGE']._serialized_end=2455
+  _globals['_GETLAZYSTATECOMMANDMESSAGE']._serialized_start=2457
+  _globals['_GETLAZYSTATECOMMANDMESSAGE']._serialized_end=2542
+  _globals['_SETSTATECOMMANDMESSAGE']._serialized_start=2544
+  _globals['_SETSTATECOMMANDMESSAGE']._serialized_end=2647
+  _globals['_CLEARSTATECOMMANDMESSAGE']._serialized_start=2649
+  _globals['_CLEARSTATECOMMANDMESSAGE']._serialized_end=2702
+  _globals['_CLEARALLSTATECOMMANDMESSAGE']._serialized_start=2704
+  _globals['_CLEARALLSTATECOMMANDMESSAGE']._serialized_end=2747
+  _globals['_GETLAZYSTATEKEYSCOMMANDMESSAGE']._serialized_start=2749
+  _globals['_GETLAZYSTATEKEYSCOMMANDMESSAGE']._serialized_end=2825
+  _globals['_GETEAGERSTATECOMMANDMESSAGE']._serialized_start=2828
+  _globals['_GETEAGERSTATECOMMANDMESSAGE']._serialized_end=3000
+  _globals['_GETEAGERSTATEKEYSCOMMANDMESSAGE']._serialized_start=3002
+  _globals['_GETEAGERSTATEKEYSCOMMANDMESSAGE']._serialized_end=3105
+  _globals['_GETPROMISECOMMANDMESSAGE']._serialized_start=3107
+  _globals['_GETPROMISECOMMANDMESSAGE']._serialized_end=3190
+  _globals['_PEEKPROMISECOMMANDMESSAGE']._serialized_start=3192
+  _globals['_PEEKPROMISECOMMANDMESSAGE']._serialized_end=3276
+  _globals['_COMPLETEPROMISECOMMANDMESSAGE']._serialized_start=3279
+  _globals['_COMPLETEPROMISECOMMANDMESSAGE']._serialized_end=3515
+  _globals['_SLEEPCOMMANDMESSAGE']._serialized_start=3517
+  _globals['_SLEEPCOMMANDMESSAGE']._serialized_end=3604
+  _globals['_CALLCOMMANDMESSAGE']._serialized_start=3607
+  _globals['_CALLCOMMANDMESSAGE']._serialized_end=3960
+  _globals['_ONEWAYCALLCOMMANDMESSAGE']._serialized_start=3963
+  _globals['_ONEWAYCALLCOMMANDMESSAGE']._serialized_end=4313
+  _globals['_SENDSIGNALCOMMANDMESSAGE']._serialized_start=4316
+  _globals['_SENDSIGNALCOMMANDMESSAGE']._serialized_end=4610
+  _globals['_RUNCOMMANDMESSAGE']._serialized_start=4612
+  _globals['_RUNCOMMANDMESSAGE']._serialized_end=4675
+  _globals['_ATTACHINVOCATIONCOMMANDMESSAGE']._serialized_start=4678
+  _globals['_ATTACHINVOCATIONCOMMANDMESSAGE']._serialized_end=4954
+  _globals['_GETINVOCATIONOUTPUTCOMMANDMESSAGE']._serialized_start=4957
+  _globals['_GETINVOCATIONOUTPUTCOMMANDMESSAGE']._serialized_end=5236
+  _globals['_COMPLETEAWAKEABLECOMMANDMESSAGE']._serialized_start=5239
+  _globals['_COMPLETEAWAKEABLECOMMANDMESSAGE']._serialized_end=5430
+  _globals['_NOTIFICATIONTEMPLATE']._serialized_start=5433
+  _globals['_NOTIFICATIONTEMPLATE']._serialized_end=5792
+  _globals['_GETLAZYSTATECOMPLETIONNOTIFICATIONMESSAGE']._serialized_start=5795
+  _globals['_GETLAZYSTATECOMPLETIONNOTIFICATIONMESSAGE']._serialized_end=5977
+  _globals['_GETLAZYSTATEKEYSCOMPLETIONNOTIFICATIONMESSAGE']._serialized_start=5980
+  _globals['_GETLAZYSTATEKEYSCOMPLETIONNOTIFICATIONMESSAGE']._serialized_end=6111
+  _globals['_GETPROMISECOMPLETIONNOTIFICATIONMESSAGE']._serialized_start=6114
+  _globals['_GETPROMISECOMPLETIONNOTIFICATIONMESSAGE']._serialized_end=6300
+  _globals['_PEEKPROMISECOMPLETIONNOTIFICATIONMESSAGE']._serialized_start=6303
+  _globals['_PEEKPROMISECOMPLETIONNOTIFICATIONMESSAGE']._serialized_end=6542
+  _globals['_COMPLETEPROMISECOMPLETIONNOTIFICATIONMESSAGE']._serialized_start=6545
+  _globals['_COMPLETEPROMISECOMPLETIONNOTIFICATIONMESSAGE']._serialized_end=6734
+  _globals['_SLEEPCOMPLETIONNOTIFICATIONMESSAGE']._serialized_start=6736
+  _globals['_SLEEPCOMPLETIONNOTIFICATIONMESSAGE']._serialized_end=6845
+  _globals['_CALLCOMPLETIONNOTIFICATIONMESSAGE']._serialized_start=6848
+  _globals['_CALLCOMPLETIONNOTIFICATIONMESSAGE']._serialized_end=7028
+  _globals['_CALLINVOCATIONIDCOMPLETIONNOTIFICATIONMESSAGE']._serialized_start=7030
+  _globals['_CALLINVOCATIONIDCOMPLETIONNOTIFICATIONMESSAGE']._serialized_end=7123
+  _globals['_RUNCOMPLETIONNOTIFICATIONMESSAGE']._serialized_start=7126
+  _globals['_RUNCOMPLETIONNOTIFICATIONMESSAGE']._serialized_end=7305
+  _globals['_ATTACHINVOCATIONCOMPLETIONNOTIFICATIONMESSAGE']._serialized_start=7308
+  _globals['_ATTACHINVOCATIONCOMPLETIONNOTIFICATIONMESSAGE']._serialized_end=7500
+  _globals['_GETINVOCATIONOUTPUTCOMPLETIONNOTIFICATIONMESSAGE']._serialized_start=7503
+  _globals['_GETINVOCATIONOUTPUTCOMPLETIONNOTIFICATIONMESSAGE']._serialized_end=7750
+  _globals['_SIGNALNOTIFICATIONMESSAGE']._serialized_start=7753
+  _globals['_SIGNALNOTIFICATIONMESSAGE']._serialized_end=7991
 # @@protoc_insertion_point(module_scope)

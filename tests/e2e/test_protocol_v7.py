@@ -44,6 +44,21 @@ class V7Probe(restate.Service):
         return ctx.service_send(V7Probe, "request_keys", scope=scope, limit_key="lk-1").invocation_id
 
     @restate.handler
+    def misuse(ctx: restate.Context) -> list[str]:
+        errors = []
+        for options in (
+            {"limit_key": "lk"},
+            {"scope": ""},
+            {"scope": "s", "limit_key": ""},
+            {"idempotency_key": ""},
+        ):
+            try:
+                ctx.service_send(V7Probe, "request_keys", **options)
+            except ValueError as exc:
+                errors.append(str(exc))
+        return errors
+
+    @restate.handler
     def steps(ctx: restate.Context) -> list[str]:
         return [ctx.run_sync(f"step-{i}", lambda i=i: f"s{i}") for i in range(3)]
 
@@ -102,3 +117,12 @@ def test_a_send_carries_its_scope_and_limit_key(v7: restate_sync.testing.TestEnv
     child = v7.ingress.call("V7Probe", "send_scoped", scope, timeout=30)
     got = v7.ingress.attach(child, timeout=30)
     assert (got["scope"], got["limit_key"]) == (scope, "lk-1")
+
+
+def test_misused_keys_fail_fast_before_anything_is_journaled(
+    v7: restate_sync.testing.TestEnvironment,
+) -> None:
+    errors = v7.ingress.call("V7Probe", "misuse", timeout=30)
+    assert len(errors) == 4
+    assert "limit_key needs a scope" in errors[0]
+    assert all("non-empty" in e for e in errors[1:])
