@@ -637,6 +637,15 @@ class VM:
         if self._command_index != -1:
             raise RuntimeError("sys_input called twice")
         self._command_index = 0
+        if not self._replay:
+            self._fail_and_raise(
+                ProtocolError(
+                    PROTOCOL_VIOLATION,
+                    "the journal has no commands, not even the InputCommand",
+                    related_command_index=0,
+                    related_command_type=m.INPUT,
+                )
+            )
         journal_type, input_command = self._replay.popleft()
         if journal_type != m.INPUT:
             self._fail_and_raise(

@@ -275,6 +275,8 @@ def _raw(version: int) -> dict[str, list[Step]]:
                            ("ready",)],
         "eof-before-start": [("close",), ("ready",)],
         "known-entries-zero": [("feed", frames(start_message(0))), ("ready",)],
+        "journal-without-commands": [("feed", frames(start_message(2), signal(idx=17, result=None),
+                                                     signal(name="n", result=b"v"))), ("ready",), ("input",)],
         "journal-without-input": [("feed", frames(start_message(1), run)), ("ready",), ("input",)],
         "bad-eager-key": [("feed", _bad_eager_key()), ("ready",)],
         "lossy-state-keys": [("feed", FRESH), ("input",), ("get_state_keys", "ks"),
