@@ -1,13 +1,15 @@
 # One-command entry points. Everything installs from this repository's own files:
-# Python deps into .venv (pip), restate-server from npm (pinned in restate_sync/restate_server.py).
+# Python deps into .venv (pip), restate-server from npm (pinned in restate_sync/restate_server/install.py).
 
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 # extra pytest arguments, e.g. `make test PYTEST_ARGS="-k counter"`
 PYTEST_ARGS ?=
+# the other CPython versions setup.cfg claims; each runs the unit and end-to-end tests
+EXTRA_PYTHONS ?= 3.12 3.13
 
-.PHONY: setup server demo test test-unit conformance lint clean
+.PHONY: setup server demo test test-unit test-pythons conformance lint clean
 
 setup: $(VENV)/.installed server
 
@@ -28,11 +30,16 @@ demo: setup
 
 # The whole suite: unit tests and end-to-end tests against a real restate-server, the
 # end-to-end tests again with every blocking await suspending and replaying (--always-suspend),
-# then Restate's SDK conformance scenarios in every configuration a single node can run.
+# then Restate's SDK conformance scenarios in every configuration a single node can run, then
+# the unit and end-to-end tests under every other supported Python.
 test: setup lint
 	$(PY) -m pytest $(PYTEST_ARGS)
 	$(PY) -m pytest tests/e2e --always-suspend $(PYTEST_ARGS)
 	$(PY) -m pytest tests/conformance --conformance-suite=all $(PYTEST_ARGS)
+	$(MAKE) test-pythons
+
+test-pythons: server
+	@for version in $(EXTRA_PYTHONS); do scripts/test-python.sh $$version $(PYTEST_ARGS) || exit 1; done
 
 # Only the conformance scenarios; CONFORMANCE_SUITE=default|alwaysSuspending|lazyState|... or all
 CONFORMANCE_SUITE ?= all
@@ -49,4 +56,4 @@ lint: $(VENV)/.installed
 	$(PY) scripts/gen_protocol.py --check
 
 clean:
-	rm -rf $(VENV) build dist *.egg-info .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .venv-* build dist *.egg-info .pytest_cache .mypy_cache .ruff_cache

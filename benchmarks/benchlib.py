@@ -1,7 +1,9 @@
 """Shared helpers of the benchmark scripts: processes, /proc readings, ports, machine facts.
 
-Standard library only; runs under the project virtualenv (``.venv``), which also provides
-``restate_sync`` for :class:`~restate_sync.restate_server.RestateServer` and the clients.
+Importing it re-executes the script under the project virtualenv (``.venv``) when another
+python runs it: that venv provides ``restate_sync``, whose local-process toolkit
+(:mod:`restate_sync.restate_server.processes`: free ports, readiness, process groups) the
+process helpers here are built on, and :class:`~restate_sync.restate_server.RestateServer`.
 """
 
 from __future__ import annotations
@@ -13,7 +15,6 @@ import platform
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -45,6 +46,15 @@ def ensure_project_python() -> None:
         subprocess.run(["make", "-C", str(REPO), "setup"], check=True)
     os.execv(str(PROJECT_PYTHON), [str(PROJECT_PYTHON), *sys.argv])
 
+
+ensure_project_python()  # what follows needs restate_sync
+
+from restate_sync.restate_server.processes import (  # noqa: E402
+    LoggedProcess,
+    stop_group,
+    wait_listening,
+)
+from restate_sync.restate_server.processes import free_port as free_port  # noqa: E402  (for the scripts)
 
 # ---------------------------------------------------------------------------------------- /proc
 
@@ -120,21 +130,9 @@ def peak_rss_bytes(pid: int) -> int:
 # ---------------------------------------------------------------------------------------- processes
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def wait_port(port: int, proc: subprocess.Popen[bytes], timeout: float = 30.0, what: str = "") -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"{what or proc.args!r} exited with code {proc.returncode} before listening")
-        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=1):
-            return
-        time.sleep(0.05)
-    raise RuntimeError(f"{what or proc.args!r} did not listen on {port} within {timeout:.0f}s")
+    """Wait until ``proc`` listens on loopback ``port`` (:class:`ProcessError` if it exits first)."""
+    wait_listening(port, proc, timeout, what=what or repr(proc.args))
 
 
 class Processes:
@@ -142,37 +140,24 @@ class Processes:
 
     def __init__(self) -> None:
         self.procs: list[subprocess.Popen[bytes]] = []
+        self._logged: dict[int, LoggedProcess] = {}  # by pid
 
     def start(
         self, cmd: Sequence[str], log_path: Path, env: dict[str, str] | None = None, cwd: Path = REPO
     ) -> subprocess.Popen[bytes]:
-        log_path.parent.mkdir(parents=True, exist_ok=True)
-        with open(log_path, "ab") as out:
-            proc = subprocess.Popen(
-                list(cmd),
-                stdin=subprocess.DEVNULL,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                cwd=cwd,
-                env={**os.environ, **(env or {})},
-                start_new_session=True,
-            )
+        logged = LoggedProcess(cmd, log_path, env={**os.environ, **(env or {})}, cwd=cwd)
+        proc = logged.start()
+        self._logged[proc.pid] = logged
         self.procs.append(proc)
         return proc
 
     def stop(self, proc: subprocess.Popen[bytes], timeout: float = 5.0) -> None:
-        if proc.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGTERM)
-            try:
-                proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait(10)
-        else:  # the leader is gone; make sure nothing of its group lingers
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGKILL)
+        """SIGTERM the group, SIGKILL after ``timeout``; also for a process started elsewhere."""
+        logged = self._logged.pop(proc.pid, None)
+        if logged is not None:
+            logged.stop(timeout)
+        else:
+            stop_group(proc, timeout)
         if proc in self.procs:
             self.procs.remove(proc)
 

@@ -27,6 +27,12 @@ What it does, in order:
 5. Runs ``vm_bench.py`` and ``scale_test.py`` and writes everything to RESULTS.md (raw data in
    ``benchmarks/out/``).
 
+``--baseline REV`` adds a fourth SDK process: restate_sync as of git revision REV (a detached
+``git worktree`` under ``benchmarks/out/``, served by the same virtualenv with PYTHONPATH pointing
+at it, services suffixed ``Base``), measured right after the current code in every round; the
+report then has a "vs the baseline" table (CPU/req and req/s ratios, median of the per-round
+ratios) and a ≤ 1.05× CPU target for greet and noop at c=50.
+
 Everything is bounded in time and stops every process it started, also on Ctrl-C/SIGTERM.
 """
 
@@ -37,6 +43,7 @@ import hashlib
 import json
 import os
 import shutil
+import statistics
 import subprocess
 import sys
 import time
@@ -141,6 +148,40 @@ def setup() -> str:
     return find_server_binary(install=True)
 
 
+# ------------------------------------------------------------------------------------ baseline
+
+BASELINE: dict[str, Any] = {}
+
+
+def ensure_baseline(rev: str) -> Path:
+    """A detached ``git worktree`` of ``rev`` under benchmarks/out/ (made once, reused)."""
+    sha = subprocess.run(
+        ["git", "rev-parse", "--verify", f"{rev}^{{commit}}"],
+        cwd=bl.REPO,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
+    )
+    if sha.returncode != 0:
+        raise SystemExit(f"error: --baseline {rev!r} is not a git revision: {sha.stderr.strip()}")
+    commit = sha.stdout.strip()
+    checkout = bl.OUT_DIR / f"baseline-{commit[:12]}"
+    if not (checkout / "restate_sync" / "__init__.py").exists():
+        bl.log(f"checking out the baseline {rev} ({commit[:12]}) into {checkout.relative_to(bl.REPO)}")
+        bl.OUT_DIR.mkdir(parents=True, exist_ok=True)
+        subprocess.run(["git", "worktree", "prune"], cwd=bl.REPO, check=False, timeout=60)
+        subprocess.run(
+            ["git", "worktree", "add", "--detach", str(checkout), commit],
+            cwd=bl.REPO,
+            check=True,
+            timeout=300,
+        )
+    BASELINE.update(rev=rev, commit=commit, checkout=checkout)
+    SDKS["base"] = {"suffix": "Base", "label": f"restate_sync at {rev} ({commit[:12]}), the baseline"}
+    return checkout
+
+
 # ------------------------------------------------------------------------------------ SDK processes
 
 
@@ -155,7 +196,7 @@ def start_sdk(
     procs: bl.Processes, name: str, out: Path, port: int, cprofile: Path | None = None
 ) -> dict[str, Any]:
     env: dict[str, str] = {}
-    if name == "restate_sync":
+    if name in ("restate_sync", "base"):
         cmd = [
             str(bl.PROJECT_PYTHON),
             str(bl.BENCH_DIR / "services" / "serve_sync.py"),
@@ -168,8 +209,11 @@ def start_sdk(
             "--grace",
             "1",
         ]
-        if cprofile is not None:
+        if cprofile is not None and name == "restate_sync":
             env["BENCH_CPROFILE"] = str(cprofile)
+        if name == "base":  # the same launcher and services, importing restate_sync from the baseline
+            env["PYTHONPATH"] = str(BASELINE["checkout"])
+            env["BENCH_SERVICE_SUFFIX"] = SDKS["base"]["suffix"]
     elif name == "official":
         cmd = [
             str(bl.OFFICIAL_PYTHON),
@@ -187,6 +231,7 @@ def start_sdk(
 
 def register_and_check(server: Any, sdks: dict[str, dict[str, Any]]) -> None:
     from restate_sync.client import IngressClient, IngressError
+    from restate_sync.restate_server.processes import wait_until
 
     for name, sdk in sdks.items():
         info = server.register_deployment(sdk["uri"])
@@ -201,15 +246,16 @@ def register_and_check(server: Any, sdks: dict[str, dict[str, Any]]) -> None:
             (f"Counter{s}", "add", 0, "check", 0),
         ]
         for service, handler, arg, key, expected in checks:
-            deadline = time.monotonic() + 20
-            while True:
+
+            def answer(service: str = service, handler: str = handler, arg: Any = arg, key: Any = key) -> Any:
                 try:
-                    got = ingress.call(service, handler, arg, key=key)
-                    break
+                    return [ingress.call(service, handler, arg, key=key)]
                 except IngressError as exc:  # the ingress learns new deployments asynchronously
-                    if exc.status != 404 or time.monotonic() > deadline:
+                    if exc.status != 404:
                         raise
-                    time.sleep(0.2)
+                    return None
+
+            (got,) = wait_until(answer, 20, 0.2, f"{service}/{handler} to be routed")
             if got != expected:
                 raise SystemExit(f"error: {service}/{handler} returned {got!r}, expected {expected!r}")
     bl.log("every SDK answers every scenario correctly")
@@ -322,6 +368,12 @@ def aggregate(rounds: list[dict[str, Any]]) -> dict[str, Any]:
         "seconds": duration,
         "sdk_rss": max(r["sdk_rss"] for r in rounds),
         "p99_ms_per_round": [r["p99_us"] / 1000 for r in rounds],
+        "sdk_cpu_ms_per_req_per_round": [
+            1000 * r["sdk_cpu_s"] / r["requests"] if r["requests"] else float("nan") for r in rounds
+        ],
+        "rps_per_round": [
+            r["requests"] / (r["duration_us"] / 1e6) if r["duration_us"] else 0.0 for r in rounds
+        ],
     }
 
 
@@ -363,6 +415,9 @@ def start_pyspy(
             bl.log(f"py-spy failed to start: {exc}")
             return None
 
+
+# Path prefixes cut from profiled file names (the repository itself, the venv's packages, the stdlib).
+PATH_MARKERS = ("site-packages/", f"{bl.REPO}/", "python3.11/")
 
 # Leaf frames that mean "waiting in the kernel for I/O": the hub's epoll wait is idle time, not CPU.
 IDLE_LEAVES = (
@@ -421,7 +476,7 @@ def _frame_name(frame: str) -> str:
     # "func (path/to/file.py:123)" → "func (file.py)" with a shortened path
     func, _, rest = frame.partition(" (")
     path = rest.rstrip(")").rsplit(":", 1)[0]
-    for marker in ("site-packages/", "/work/main/", "python3.11/"):
+    for marker in PATH_MARKERS:
         if marker in path:
             path = path.split(marker, 1)[1]
             break
@@ -455,7 +510,7 @@ def summarize_cprofile(path: Path, top: int = 25) -> dict[str, Any]:
 
 
 def _short(path: str) -> str:
-    for marker in ("site-packages/", "/work/main/", "python3.11/"):
+    for marker in PATH_MARKERS:
         if marker in path:
             return path.split(marker, 1)[1]
     return path
@@ -525,7 +580,7 @@ def render(results: dict[str, Any]) -> str:
     w("|---|---:|---|---:|---:|---:|---:|---:|---:|---:|")
     for key, by_sdk in cells.items():
         scenario, c = key.split("@")
-        for sdk in SDKS:
+        for sdk in by_sdk:
             if sdk not in by_sdk:
                 continue
             a = by_sdk[sdk]
@@ -556,6 +611,8 @@ def render(results: dict[str, Any]) -> str:
             f"| {_ratio(s['p50_ms'], o['p50_ms'])} | {_ratio(s['p50_ms'], t['p50_ms'])} |"
         )
     w("")
+    if results.get("baseline"):
+        w(baseline_section(results))
     w("## Targets")
     w("")
     w("| target | measured | met? |")
@@ -637,6 +694,58 @@ def render(results: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def baseline_comparison(cells: dict[str, Any]) -> list[dict[str, Any]]:
+    """restate_sync vs the baseline per cell: ratios of the totals and the median of the per-round ratios."""
+    rows = []
+    for key, by_sdk in cells.items():
+        s, b = by_sdk.get("restate_sync"), by_sdk.get("base")
+        if not s or not b:
+            continue
+        scenario, c = key.split("@")
+        cpu = [
+            x / y
+            for x, y in zip(s["sdk_cpu_ms_per_req_per_round"], b["sdk_cpu_ms_per_req_per_round"], strict=True)
+            if y
+        ]
+        rps = [x / y for x, y in zip(s["rps_per_round"], b["rps_per_round"], strict=True) if y]
+        rows.append(
+            {
+                "scenario": scenario,
+                "concurrency": int(c),
+                "cpu_ratio": s["sdk_cpu_ms_per_req"] / b["sdk_cpu_ms_per_req"],
+                "cpu_ratio_median": statistics.median(cpu) if cpu else float("nan"),
+                "cpu_ratio_per_round": cpu,
+                "rps_ratio": s["rps"] / b["rps"] if b["rps"] else float("nan"),
+                "rps_ratio_median": statistics.median(rps) if rps else float("nan"),
+            }
+        )
+    return rows
+
+
+def baseline_section(results: dict[str, Any]) -> str:
+    base = results["baseline"]
+    lines = [
+        f"### restate_sync vs the baseline `{base['rev']}` ({base['commit'][:12]})",
+        "",
+        "Both served side by side from the same virtualenv (the baseline from a detached git worktree "
+        "on PYTHONPATH, services suffixed `Base`), measured in the same rounds, alternating. "
+        "CPU ratio < 1 and req/s ratio > 1 are better for the current code; the median is over the "
+        "per-round ratios (each pair of windows adjacent in time).",
+        "",
+        "| scenario | c | CPU/req now/base (total) | CPU/req now/base (median of rounds) | per-round CPU ratios "
+        "| req/s now/base (total) | req/s now/base (median) |",
+        "|---|---:|---:|---:|---|---:|---:|",
+    ]
+    for row in baseline_comparison(results["cells"]):
+        rounds = ", ".join(f"{r:.3f}" for r in row["cpu_ratio_per_round"])
+        lines.append(
+            f"| {row['scenario']} | {row['concurrency']} | {row['cpu_ratio']:.3f}× | {row['cpu_ratio_median']:.3f}× "
+            f"| {rounds} | {row['rps_ratio']:.3f}× | {row['rps_ratio_median']:.3f}× |"
+        )
+    lines.append("")
+    return "\n".join(lines)
+
+
 def evaluate_targets(results: dict[str, Any]) -> list[tuple[str, str, str]]:
     cells = results["cells"]
     out: list[tuple[str, str, str]] = []
@@ -675,6 +784,16 @@ def evaluate_targets(results: dict[str, Any]) -> list[tuple[str, str, str]]:
                     "yes" if r >= 1.0 else "**no**",
                 )
             )
+    for row in baseline_comparison(cells) if results.get("baseline") else []:
+        if row["concurrency"] == 50 and row["scenario"] in ("greet", "noop"):
+            r = row["cpu_ratio_median"]
+            out.append(
+                (
+                    f"{row['scenario']} c=50: SDK CPU/req ≤ 1.05× the baseline",
+                    f"{r:.3f}× (median of rounds; totals {row['cpu_ratio']:.3f}×)",
+                    "yes" if r <= 1.05 else "**no**",
+                )
+            )
     vm = results.get("vm_bench") or {}
     if "replay_10000_s" in vm:
         t = vm["replay_10000_s"]
@@ -711,6 +830,12 @@ def main() -> int:
         "--profile-seconds", type=float, help="py-spy duration (full: 20, quick: 5; 0 = skip)"
     )
     parser.add_argument("--profiler", choices=["py-spy", "cprofile"], default="py-spy")
+    parser.add_argument(
+        "--baseline",
+        metavar="REV",
+        help="also serve restate_sync as of git revision REV (a detached worktree under benchmarks/out/, "
+        "services suffixed Base) right after the current code in every round, and report the ratios",
+    )
     parser.add_argument("--skip-load", action="store_true", help="skip the three-SDK load runs")
     parser.add_argument("--skip-vm", action="store_true", help="skip vm_bench.py")
     parser.add_argument("--skip-scale", action="store_true", help="skip scale_test.py")
@@ -743,6 +868,11 @@ def main() -> int:
     for s in sdk_names:
         if s not in SDKS:
             raise SystemExit(f"unknown SDK {s!r}")
+    if args.baseline:
+        ensure_baseline(args.baseline)
+        if "restate_sync" not in sdk_names:
+            raise SystemExit("error: --baseline compares with restate_sync; include it in --sdks")
+        sdk_names.insert(sdk_names.index("restate_sync") + 1, "base")
     output = (
         Path(args.output)
         if args.output
@@ -752,7 +882,7 @@ def main() -> int:
     out.mkdir(parents=True, exist_ok=True)
     started = time.time()
     results: dict[str, Any] = {
-        "command": "python3 benchmarks/run.py" + (" --quick" if quick else ""),
+        "command": "python3 benchmarks/run.py" + (" " + " ".join(sys.argv[1:]) if sys.argv[1:] else ""),
         "started": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
         "args": vars(args),
         "cells": {},
@@ -760,6 +890,7 @@ def main() -> int:
         "notes": [],
         "partitions": args.partitions,
         "load_start": bl.load_average(),
+        "baseline": {k: str(v) for k, v in BASELINE.items()} or None,
     }
 
     if not args.skip_setup:
@@ -795,6 +926,12 @@ def main() -> int:
                         cell = {n: aggregate(rs) for n, rs in rounds.items()}
                         results["cells"][f"{scenario}@{c}"] = cell
                         done_cells += 1
+                        for row in baseline_comparison({f"{scenario}@{c}": cell}):
+                            bl.log(
+                                f"{scenario} c={c}: CPU/req now/baseline {row['cpu_ratio']:.3f}× "
+                                f"(median of rounds {row['cpu_ratio_median']:.3f}×), "
+                                f"req/s {row['rps_ratio']:.3f}×"
+                            )
                         bl.log(
                             f"[{done_cells}/{total_cells}] {scenario} c={c}: "
                             + "; ".join(

@@ -41,6 +41,7 @@ bl.ensure_project_python()
 
 from restate_sync.client import AdminClient  # noqa: E402
 from restate_sync.restate_server import RestateServer  # noqa: E402
+from restate_sync.restate_server.processes import wait_until  # noqa: E402
 
 CLIENT_THREADS = 16
 
@@ -84,13 +85,13 @@ def run_parallel(items: Iterable[Any], fn: Callable[[Any], Any], deadline: float
 
 
 def wait_for(predicate: Callable[[], Any], deadline: float, what: str, interval: float = 0.25) -> Any:
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"timed out waiting for {what}")
-        time.sleep(interval)
+    """:func:`wait_until` up to the monotonic ``deadline``; TimeoutError when it passes."""
+    return wait_until(
+        predicate,
+        deadline - time.monotonic(),
+        interval,
+        on_timeout=lambda: TimeoutError(f"timed out waiting for {what}"),
+    )
 
 
 class SideChannel:

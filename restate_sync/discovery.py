@@ -2,13 +2,14 @@
 
 Only fields that are set are written (restate-server rejects unknown keys and treats absent ones
 as "use the default"). Each option field needs the manifest version that introduced it
-(PROTOCOL.md §6.1); when the negotiated version is too old for a declared option,
+(docs/protocol.md, "Discovery manifest"); when the negotiated version is too old for a declared option,
 :func:`build_manifest` raises :class:`ManifestError` naming the option, and the endpoint answers
 500 with that message instead of silently dropping it.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from typing import Any
 
@@ -21,6 +22,8 @@ __all__ = ["MANIFEST_CONTENT_TYPE", "ManifestError", "build_manifest", "negotiat
 MANIFEST_CONTENT_TYPE = "application/vnd.restate.endpointmanifest.v{}+json"
 SUPPORTED_MANIFEST_VERSIONS = (4, 3, 2)
 _MANIFEST_PREFIX = "application/vnd.restate.endpointmanifest.v"
+# a version number: ASCII digits only (str.isdigit also accepts "²"), and a handful of them
+_VERSION_NUMBER = re.compile(r"[0-9]{1,4}")
 _JSON = "application/json"
 
 # the manifest version that introduced each option field, and the Python option that sets it
@@ -72,7 +75,7 @@ def negotiate_manifest_version(accept: str | None) -> int | None:
         media = part.split(";", 1)[0].strip().lower()
         if media.startswith(_MANIFEST_PREFIX) and media.endswith("+json"):
             number = media[len(_MANIFEST_PREFIX) : -len("+json")]
-            if number.isdigit():
+            if _VERSION_NUMBER.fullmatch(number):
                 offered.add(int(number))
     for version in SUPPORTED_MANIFEST_VERSIONS:
         if version in offered:

@@ -13,6 +13,7 @@ Every response carries ``x-restate-server``.
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -36,6 +37,8 @@ __all__ = ["Endpoint", "endpoint"]
 logger = logging.getLogger("restate_sync.endpoint")
 
 _INVOCATION_PREFIX = "application/vnd.restate.invocation.v"
+# ASCII digits only (str.isdigit also accepts "²"), and a handful of them
+_VERSION_NUMBER = re.compile(r"[0-9]{1,4}")
 
 
 def _context_class(service: ServiceDefinition, handler: HandlerDefinition) -> Callable[[Attempt], Context]:
@@ -208,7 +211,7 @@ def _protocol_version(content_type: str) -> int | None:
     if not value.startswith(_INVOCATION_PREFIX):
         return None
     number = value[len(_INVOCATION_PREFIX) :]
-    if not (number.isascii() and number.isdigit() and len(number) <= 3):
+    if not _VERSION_NUMBER.fullmatch(number):
         return None
     version = int(number)
     return version if MIN_PROTOCOL_VERSION <= version <= MAX_PROTOCOL_VERSION else None

@@ -62,6 +62,9 @@ _BASE58_INDEX = {char: value for value, char in enumerate(_BASE58_ALPHABET)}
 _B64URL_SEGMENT = re.compile(r"[A-Za-z0-9_-]*={0,2}")
 
 _MAX_ECHO = 120  # longest claim/header value quoted back in an error message
+#: Longest JWT accepted, in characters. The runtime's tokens are a few hundred bytes; a longer one
+#: is refused before anything of it is decoded.
+MAX_TOKEN_LENGTH = 4096
 
 
 class IdentityError(Exception):
@@ -134,7 +137,7 @@ def parse_public_key(key: str) -> Ed25519PublicKey:
 
 
 def normalise_path(path: str) -> str:
-    """The audience the runtime signs for a request path (PROTOCOL.md §7).
+    """The audience the runtime signs for a request path (docs/protocol.md, "Request identity").
 
     The runtime signs the path without the deployment prefix: ``/foo/invoke/A/b`` → ``/invoke/A/b``,
     ``/foo/discover`` → ``/discover``; any other path is used unchanged. A query string is dropped.
@@ -172,7 +175,8 @@ def _b64url_encode(data: bytes) -> str:
 def _json_object(raw: bytes, what: str) -> dict[str, Any]:
     try:
         value = json.loads(raw)
-    except (UnicodeDecodeError, ValueError):
+    except (UnicodeDecodeError, ValueError, RecursionError):
+        # RecursionError: nested too deeply; ValueError also covers integers of too many digits
         raise IdentityError(f"malformed JWT: the {what} is not JSON") from None
     if not isinstance(value, dict):
         raise IdentityError(f"malformed JWT: the {what} is not a JSON object")
@@ -233,6 +237,10 @@ class IdentityVerifier:
         if token is None:
             raise IdentityError(f"missing header {JWT_HEADER}")
         token = token.strip()
+        if len(token) > MAX_TOKEN_LENGTH:
+            raise IdentityError(
+                f"malformed JWT in {JWT_HEADER}: {len(token)} characters, more than {MAX_TOKEN_LENGTH}"
+            )
         segments = token.split(".")
         if len(segments) != 3:
             raise IdentityError(

@@ -1,23 +1,11 @@
-"""Bounded waiting on a condition: the tests' only way to wait for something to happen."""
+"""Bounded waiting on a condition: the tests' only way to wait for something to happen.
+
+:func:`wait_until` is the one the product uses too; it lives with the rest of the local-process
+toolkit in :mod:`restate_sync.restate_server.processes` and is re-exported here for the tests.
+"""
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
-from typing import TypeVar
+from restate_sync.restate_server.processes import wait_until
 
-T = TypeVar("T")
-
-
-def wait_until(
-    condition: Callable[[], T], timeout: float = 15.0, interval: float = 0.05, what: str = "condition"
-) -> T:
-    """Poll ``condition`` until it returns something truthy; fail after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() >= deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(interval)
+__all__ = ["wait_until"]

@@ -1,6 +1,6 @@
 """Message type ids of the service protocol and the protobuf classes behind them.
 
-The ids are fixed by the protocol (see PROTOCOL.md §3.1): ``0x0000–0x03FF`` control messages,
+The ids are fixed by the protocol (docs/protocol.md, "Framing"): ``0x0000–0x03FF`` control messages,
 ``0x0400–0x7FFF`` commands, ``0x8000–0xFBFF`` notifications.
 """
 

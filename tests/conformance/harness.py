@@ -4,7 +4,7 @@ What the Kotlin runner does with Docker is done here with local processes on 127
 
 * per test class (and per suite configuration) a fresh ``restate-server`` with an empty data
   directory, started through :class:`restate_sync.restate_server.RestateServer`, and a fresh
-  test-services process started with the contract of CONFORMANCE-CONTRACTS.md §2::
+  test-services process started with the upstream test-services contract (restatedev/e2e, sdk-tests)::
 
       PORT=<port> SERVICES=A,B [E2E_REQUEST_SIGNING=publickeyv1_...] python test-services/serve.py
 
@@ -13,7 +13,7 @@ What the Kotlin runner does with Docker is done here with local processes on 127
 * faults: SIGKILL / SIGTERM + restart of the server on the same data dir and ports
   (KillRuntime / StopRuntime) and of the services process on the same port (SleepWithFailures);
 * :class:`Ingress`, a tiny ingress client that maps requests exactly like the Kotlin
-  ``dev.restate.client`` does (CONFORMANCE-SCENARIOS.md §2.2);
+  ``dev.restate.client`` does (upstream: restatedev/e2e, sdk-tests);
 * :func:`eventually`, Awaitility's ``await untilAsserted`` (poll ~100 ms, ignore exceptions,
   10 s unless told otherwise).
 
@@ -23,18 +23,15 @@ are deliberately not run are in :data:`NOT_RUN` with the reason.
 
 from __future__ import annotations
 
-import atexit
 import contextlib
 import http.client
 import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import uuid
 import warnings
@@ -45,8 +42,13 @@ from typing import Any, TypeVar
 
 from restate_sync.client import AdminClient, AdminError, HTTPTransport, quote_segment, target_path
 from restate_sync.restate_server import RestateServer
-
-from ..waiting import wait_until
+from restate_sync.restate_server.processes import (
+    LoggedProcess,
+    file_size,
+    free_ports,
+    tail_file,
+    wait_until,
+)
 
 T = TypeVar("T")
 
@@ -54,7 +56,7 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_SERVE_SCRIPT = REPO_ROOT / "test-services" / "serve.py"
 
 # --------------------------------------------------------------------------------------------
-# Suites (CONFORMANCE-SCENARIOS.md §3) and classes (§4)
+# Suites and classes (upstream: restatedev/e2e, sdk-tests)
 # --------------------------------------------------------------------------------------------
 
 INACTIVITY_0 = {"RESTATE_WORKER__INVOKER__INACTIVITY_TIMEOUT": "0s"}
@@ -65,7 +67,7 @@ PROTOCOL_V7 = {"RESTATE_EXPERIMENTAL_ENABLE_PROTOCOL_V7": "true"}
 THREE_NODES_REASON = (
     "needs a 3-node restate cluster (3 server processes with every role, a replicated metadata "
     "server, RESTATE_DEFAULT_REPLICATION=2, only node 1 auto-provisioning); there is no verified "
-    "local multi-process recipe (CONFORMANCE-SCENARIOS.md §2.4), so the three-node suites are not run"
+    "local multi-process recipe (upstream: restatedev/e2e, sdk-tests), so the three-node suites are not run"
 )
 
 THREE_NODES_SHORT = "needs a 3-node restate cluster, which this port does not start (see harness.NOT_RUN)"
@@ -275,7 +277,7 @@ CLASSES: dict[str, ClassSpec] = {
 
 _X, _S = "Exclusive", "Shared"
 
-#: Service types and handler kinds of CONFORMANCE-CONTRACTS.md §3 (summary table), checked at
+#: Service types and handler kinds of the upstream contracts (restatedev/e2e, sdk-tests), checked at
 #: registration: a wrong lock kind changes what the scenarios prove (e.g. an exclusive
 #: ``hasAwakeable`` deadlocks behind ``interpretCommands``; a shared ``isUnlocked`` proves nothing).
 CONTRACT_HANDLERS: dict[str, tuple[str, dict[str, str | None]]] = {
@@ -403,7 +405,7 @@ def eventually(
 
 
 # --------------------------------------------------------------------------------------------
-# Ingress client (CONFORMANCE-SCENARIOS.md §2.2)
+# Ingress client (upstream: restatedev/e2e, sdk-tests)
 # --------------------------------------------------------------------------------------------
 
 NO_BODY: Any = object()
@@ -647,56 +649,6 @@ def expect_http_error(fn: Callable[[], Any]) -> HttpError:
 # --------------------------------------------------------------------------------------------
 
 
-def pick_free_ports(count: int) -> list[int]:
-    """Distinct free loopback ports, never handed out twice by this process in a short while
-    (shared with RestateServer's own picker when it's available)."""
-    try:
-        from restate_sync.restate_server import _pick_free_ports
-
-        return list(_pick_free_ports(count))
-    except ImportError:  # pragma: no cover - fallback if the private helper goes away
-        socks = []
-        try:
-            for _ in range(count):
-                s = socket.socket()
-                s.bind(("127.0.0.1", 0))
-                socks.append(s)
-            return [s.getsockname()[1] for s in socks]
-        finally:
-            for s in socks:
-                s.close()
-
-
-def file_size(path: str | Path) -> int:
-    try:
-        return os.path.getsize(path)
-    except OSError:
-        return 0
-
-
-def tail_file(path: str | Path, lines: int = 60, max_bytes: int = 512 * 1024, since: int = 0) -> str:
-    """The last ``lines`` non-empty lines of ``path`` (only what was written after offset ``since``)."""
-    try:
-        with open(path, "rb") as f:
-            f.seek(0, os.SEEK_END)
-            size = f.tell()
-            f.seek(max(since, size - max_bytes))
-            data = f.read()
-    except OSError as exc:
-        return f"<cannot read {path}: {exc}>"
-    text = data.decode("utf-8", errors="replace")
-    return "\n".join([ln for ln in text.splitlines() if ln.strip()][-lines:])
-
-
-def _killpg(pid: int, sig: int) -> None:
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(pid, sig)
-
-
-_live_services: set[ServicesProcess] = set()
-_live_lock = threading.Lock()
-
-
 class ServicesProcess:
     """The SDK test-services process (``python test-services/serve.py``) on a fixed port.
 
@@ -712,6 +664,7 @@ class ServicesProcess:
         extra_env: Mapping[str, str],
         log_path: Path,
         ingress_url: str,
+        cwd: Path = REPO_ROOT,
     ) -> None:
         self.script = script
         self.port = port
@@ -719,12 +672,21 @@ class ServicesProcess:
         self.extra_env = dict(extra_env)
         self.log_path = log_path
         self.ingress_url = ingress_url
-        self.proc: subprocess.Popen[bytes] | None = None
-        self.starts = 0
+        self.process = LoggedProcess(
+            [sys.executable, str(script)], log_path, env=self.env(), cwd=cwd, name="test-services process"
+        )
 
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}/"
+
+    @property
+    def proc(self) -> subprocess.Popen[bytes] | None:
+        return self.process.proc
+
+    @property
+    def starts(self) -> int:
+        return self.process.starts
 
     def env(self) -> dict[str, str]:
         # Hermetic: don't leak the harness's RESTATE_*/E2E_* settings into the services.
@@ -742,102 +704,38 @@ class ServicesProcess:
         return env
 
     def start(self) -> None:
-        assert self.proc is None or self.proc.poll() is not None, "already running"
+        assert not self.process.is_running(), "already running"
         if not self.script.exists():
             raise RuntimeError(
                 f"test-services entry point {self.script} does not exist (start contract: "
                 "PORT=<port> [SERVICES=A,B] python test-services/serve.py)"
             )
-        self.starts += 1
-        with open(self.log_path, "ab") as log:
-            log.write(
-                f"\n==== harness: start #{self.starts} PORT={self.port} SERVICES="
-                f"{','.join(self.services) if self.services is not None else '<unset>'} "
-                f"at {time.strftime('%H:%M:%S')} ====\n".encode()
-            )
-            log.flush()
-            self.proc = subprocess.Popen(
-                [sys.executable, str(self.script)],
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                env=self.env(),
-                cwd=str(REPO_ROOT),
-                start_new_session=True,
-                close_fds=True,
-            )
-        with _live_lock:
-            _live_services.add(self)
-
-    def is_running(self) -> bool:
-        return self.proc is not None and self.proc.poll() is None
-
-    def exited_error(self, what: str) -> RuntimeError:
-        code = self.proc.returncode if self.proc is not None else None
-        return RuntimeError(
-            f"test-services process exited with code {code} {what}; log {self.log_path}:\n"
-            f"{tail_file(self.log_path, 40)}"
+        services = ",".join(self.services) if self.services is not None else "<unset>"
+        self.process.start(
+            f"harness: start #{self.starts + 1} PORT={self.port} SERVICES={services} "
+            f"at {time.strftime('%H:%M:%S')}"
         )
 
+    def is_running(self) -> bool:
+        return self.process.is_running()
+
+    def exited_error(self, what: str) -> RuntimeError:
+        return self.process.exited_error(what)
+
     def wait_listening(self, timeout: float = 20.0) -> None:
-        deadline = time.monotonic() + timeout
-        while True:
-            if not self.is_running():
-                raise self.exited_error(f"before listening on 127.0.0.1:{self.port}")
-            with (
-                contextlib.suppress(OSError),
-                socket.create_connection(("127.0.0.1", self.port), timeout=0.5),
-            ):
-                return
-            if time.monotonic() >= deadline:
-                raise RuntimeError(
-                    f"test-services not listening on 127.0.0.1:{self.port} after {timeout}s; log:\n"
-                    f"{tail_file(self.log_path, 40)}"
-                )
-            time.sleep(0.02)
+        self.process.wait_listening(self.port, timeout)
 
     def kill(self) -> None:
         """SIGKILL the whole process group (``docker kill``)."""
-        proc = self.proc
-        if proc is None:
-            return
-        _killpg(proc.pid, signal.SIGKILL)
-        proc.wait(10)
+        self.process.kill()
 
     def terminate(self, grace: float = 10.0) -> float:
         """SIGTERM the main process (``docker stop``); SIGKILL everything after ``grace`` seconds.
         Returns how long it took the process to exit on its own (``inf`` if it had to be killed)."""
-        proc = self.proc
-        if proc is None or proc.poll() is not None:
-            return 0.0
-        started = time.monotonic()
-        with contextlib.suppress(ProcessLookupError):
-            proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(grace)
-            took = time.monotonic() - started
-        except subprocess.TimeoutExpired:
-            took = float("inf")
-        _killpg(proc.pid, signal.SIGKILL)  # the container goes away with everything in it
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            proc.wait(10)
-        return took
+        return self.process.stop(grace, leader_only=True)
 
     def close(self, grace: float = 1.0) -> None:
         self.terminate(grace)
-        with _live_lock:
-            _live_services.discard(self)
-
-
-def _cleanup_services_at_exit() -> None:  # pragma: no cover - safety net
-    with _live_lock:
-        procs = list(_live_services)
-    for p in procs:
-        with contextlib.suppress(Exception):
-            p.close(grace=0.5)
-
-
-atexit.register(_cleanup_services_at_exit)
 
 
 # --------------------------------------------------------------------------------------------
@@ -970,7 +868,7 @@ class ConformanceEnv:
                 self.server.kill()
 
     def _start_once(self) -> None:
-        svc_port, ingress_port, admin_port, node_port = pick_free_ports(4)
+        svc_port, ingress_port, admin_port, node_port = free_ports(4)
         self.services = ServicesProcess(
             self.options.serve_script,
             svc_port,
@@ -1008,27 +906,32 @@ class ConformanceEnv:
 
     def _register(self, timeout: float = 20.0) -> dict[str, Any]:
         """``POST /deployments``, retried every 30 ms for up to 20 s, like the Kotlin deployer."""
-        assert self.services is not None
+        services = self.services
+        assert services is not None
         admin = AdminClient(self.admin_url, timeout=10)
-        deadline = time.monotonic() + timeout
-        last: Exception | None = None
-        while True:
-            if not self.services.is_running():
-                raise self.services.exited_error("before the deployment could be registered")
+        last: list[Exception | None] = [None]
+
+        def register() -> dict[str, Any] | None:
+            if not services.is_running():
+                raise services.exited_error("before the deployment could be registered")
             try:
-                result = admin.register_deployment(
-                    self.services.url, use_http_11=self.suite.use_http_11, force=False
+                return admin.register_deployment(
+                    services.url, use_http_11=self.suite.use_http_11, force=False
                 )
-                break
             except (AdminError, OSError, http.client.HTTPException) as exc:
-                last = exc
-            if time.monotonic() >= deadline:
-                raise RuntimeError(
-                    f"could not register {self.services.url} within {timeout}s: {last}\n"
-                    f"--- test-services log:\n{tail_file(self.services_log, 30)}\n"
-                    f"--- restate-server log:\n{tail_file(self.server_log, 30)}"
-                )
-            time.sleep(0.03)
+                last[0] = exc
+                return None
+
+        result = wait_until(
+            register,
+            timeout,
+            0.03,
+            on_timeout=lambda: RuntimeError(
+                f"could not register {services.url} within {timeout}s: {last[0]}\n"
+                f"--- test-services log:\n{tail_file(self.services_log, 30)}\n"
+                f"--- restate-server log:\n{tail_file(self.server_log, 30)}"
+            ),
+        )
         self._check_registered_services(result)
         self._check_protocol(admin, str(result.get("id")))
         return result
@@ -1055,7 +958,7 @@ class ConformanceEnv:
         problems = contract_problems(result.get("services", []), sorted(wanted))
         if problems:
             warnings.warn(
-                f"{self.class_name}: test-services differ from CONFORMANCE-CONTRACTS.md §3: "
+                f"{self.class_name}: test-services differ from the upstream contracts (restatedev/e2e, sdk-tests): "
                 + "; ".join(problems),
                 stacklevel=2,
             )
@@ -1134,9 +1037,8 @@ class ConformanceEnv:
     def close(self) -> None:
         """Stop everything (SIGTERM, ~1 s grace, then SIGKILL, like ``docker stop -t 1``)."""
         try:
-            if self.services is not None and self.services.proc is not None:
-                with contextlib.suppress(ProcessLookupError):
-                    self.services.proc.send_signal(signal.SIGTERM)
+            if self.services is not None:
+                self.services.process.send_signal(signal.SIGTERM)
             if self.server is not None:
                 self.server.close(timeout=2)
         finally:

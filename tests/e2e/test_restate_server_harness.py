@@ -23,6 +23,7 @@ from restate_sync.restate_server import (
     ServerBinaryNotFound,
     find_server_binary,
 )
+from restate_sync.restate_server.processes import free_port
 
 from ..waiting import wait_until
 
@@ -336,9 +337,7 @@ def test_register_send_with_delay_cancel_and_kill(
 
 
 def test_register_deployment_errors_carry_the_body(server: RestateServer) -> None:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        nobody = f"http://127.0.0.1:{s.getsockname()[1]}"
+    nobody = f"http://127.0.0.1:{free_port()}"
     with pytest.raises(AdminError) as info:
         server.register_deployment(nobody)
     assert info.value.status >= 400

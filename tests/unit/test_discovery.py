@@ -1,4 +1,4 @@
-"""The discovery manifest: shapes, options, version gating, protocol mode (PROTOCOL.md §6)."""
+"""The discovery manifest: shapes, options, version gating, protocol mode (docs/protocol.md)."""
 
 from __future__ import annotations
 
@@ -191,6 +191,10 @@ def test_examples_produce_valid_manifests():
         ("application/vnd.restate.endpointmanifest.v2+json;q=1, text/plain", 2),
         ("application/vnd.restate.endpointmanifest.v1+json", None),
         ("application/json", None),
+        # not ASCII digits, or far too many of them: refused, not a crash in int()
+        ("application/vnd.restate.endpointmanifest.v\u00b2+json", None),
+        ("application/vnd.restate.endpointmanifest.v" + "4" * 5000 + "+json", None),
+        ("application/vnd.restate.endpointmanifest.v\u0664+json", None),
     ],
 )
 def test_negotiation(accept, version):

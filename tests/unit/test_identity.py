@@ -1,4 +1,4 @@
-"""Request identity verification (PROTOCOL.md §7): key parsing, JWT checks, path normalisation."""
+"""Request identity verification (docs/protocol.md): key parsing, JWT checks, path normalisation."""
 
 import base64
 import json
@@ -301,6 +301,27 @@ def test_non_json_payload_with_valid_signature(key, verifier):
     body = b64url(b"\xff\xfe")
     sig = b64url(key.sign(f"{head}.{body}".encode()))
     assert "the payload is not JSON" in rejected(verifier, "/invoke/Svc/h", signed(f"{head}.{body}.{sig}"))
+
+
+def test_deeply_nested_header_is_a_clean_rejection(verifier):
+    # 1000 nested arrays fit under the length cap; json would recurse past its limit
+    head = b64url(b"[" * 1000 + b"]" * 1000)
+    message = rejected(verifier, "/invoke/Svc/h", signed(f"{head}.e30.AA"))
+    # CPython 3.11's json recurses past its limit here (not JSON); 3.12+ parses it (not an object)
+    assert re.search(r"the header is not (JSON|a JSON object)", message)
+
+
+def test_integer_of_thousands_of_digits_is_a_clean_rejection(verifier):
+    head = b64url(b'{"alg": ' + b"9" * 3000 + b"}")
+    message = rejected(verifier, "/invoke/Svc/h", signed(f"{head}.e30.AA"))
+    assert "unsupported JWT alg 999" in message
+    assert len(message) < 300  # the value is quoted truncated
+
+
+def test_overlong_token_is_refused_before_decoding(verifier):
+    token = "e30." + "A" * 5000 + ".AA"
+    message = rejected(verifier, "/invoke/Svc/h", signed(token))
+    assert "more than 4096" in message
 
 
 def test_errors_do_not_echo_the_token(key, verifier):

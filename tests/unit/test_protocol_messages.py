@@ -1,4 +1,4 @@
-"""Wire-level tests for restate_sync/protocol/protocol.proto (PROTOCOL.md §3).
+"""Wire-level tests for restate_sync/protocol/protocol.proto (docs/protocol.md).
 
 The expected bytes are written out by hand from the field numbers in the fact
 sheet, so a wrong field number or a missing ``optional`` in the .proto shows up
@@ -82,7 +82,7 @@ def test_descriptor_has_no_absolute_paths() -> None:
 
 def test_sleep_completion_void_is_on_the_wire() -> None:
     msg = pb.SleepCompletionNotificationMessage(completion_id=1)
-    # Without touching void the result is missing: the gotcha of §3.7.
+    # Without touching void the result is missing: empty messages must be present on the wire.
     assert msg.SerializeToString() == bytes.fromhex("0801")
     msg.void.SetInParent()
     assert msg.HasField("void")
@@ -255,7 +255,7 @@ _FAILURE = ("failure", pb.Failure(code=409, message="conflict"))
 _STATE_KEYS = ("state_keys", pb.StateKeys(keys=[b"a", b"b"]))
 _INVOCATION_ID = ("invocation_id", "inv_1gdJBtdVEcM942bjcDmb1c1khoaJe11Hbz")
 
-# (message class, allowed results) exactly as in the §3.5 table.
+# (message class, allowed results) as the protocol allows per notification type.
 _COMPLETION_NOTIFICATIONS = [
     (pb.GetLazyStateCompletionNotificationMessage, [_VOID, _VALUE]),
     (pb.GetLazyStateKeysCompletionNotificationMessage, [_STATE_KEYS]),

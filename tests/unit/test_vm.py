@@ -1,4 +1,4 @@
-"""The sans-I/O VM fed real protocol bytes (scenarios from PROTOCOL.md §8)."""
+"""The sans-I/O VM fed real protocol bytes (the scenarios of the shared core's own tests, restatedev/sdk-shared-core src/tests)."""
 
 import pytest
 
@@ -661,7 +661,7 @@ def test_peek_and_complete_promise():
     assert out[1].completion_value.content == b"x"
 
 
-# ---------------------------------------------------------------- more edge cases from PROTOCOL.md §8
+# ---------------------------------------------------------------- more edge cases from the shared core's tests
 
 
 def test_v7_start_fields_are_ignored_on_v6():

@@ -22,9 +22,9 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from .client import AdminClient, IngressClient
-from .endpoint import Endpoint, endpoint
-from .restate_server import RestateServer
+from ..client import AdminClient, IngressClient
+from ..endpoint import Endpoint, endpoint
+from ..restate_server import RestateServer
 
 __all__ = ["EndpointThread", "TestEnvironment", "start"]
 
@@ -58,7 +58,7 @@ class EndpointThread:
     def _run(self) -> None:
         import gevent
 
-        from .transport.h2server import H2Server
+        from ..transport.h2server import H2Server
 
         try:
             server = H2Server(self.endpoint.handle, self._bind)
