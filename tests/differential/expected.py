@@ -38,7 +38,13 @@ def _run_choice(ours: Record, core: Record) -> bool:
 
 
 def _cleared_key_listed(ours: Record, core: Record) -> bool:
-    return ours.step[0] == "get_state_keys" and ours.outcome == core.outcome and len(core.frames) == 1
+    if ours.step[0] != "get_state_keys" or ours.outcome != core.outcome:
+        return False
+    if [f[0] for f in ours.frames] != [0x0408] or [f[0] for f in core.frames] != [0x0408]:
+        return False
+    mine = list(pb.GetEagerStateKeysCommandMessage.FromString(ours.frames[0][2]).value.keys)
+    theirs = list(pb.GetEagerStateKeysCommandMessage.FromString(core.frames[0][2]).value.keys)
+    return mine == [key for key in theirs if key in mine] and len(mine) < len(theirs)
 
 
 def _second_start(ours: Record, core: Record) -> bool:
