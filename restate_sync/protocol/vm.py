@@ -349,7 +349,7 @@ class VM:
             frames = self._decoder.feed(data)
             for message_type, _flags, payload in frames:
                 self._on_message(message_type, payload)
-                if self.phase is Phase.CLOSED:
+                if self.phase is Phase.CLOSED:  # type: ignore[comparison-overlap]  # _on_message may close
                     return
         except FramingError as exc:
             self._fail(ProtocolError(exc.code, f"cannot decode the message stream: {exc}"))
@@ -853,10 +853,12 @@ class VM:
         code: int = 500,
         policy: RetryPolicy | None = None,
         attempt_duration_ms: int = 0,
+        next_retry_delay_ms: int | None = None,
     ) -> None:
         """A run failed with a retryable error: retry it (ErrorMessage) or, exhausted, fail/pause it.
 
-        Raises :class:`InvocationFailedError` when the attempt ends here (retry or pause).
+        ``next_retry_delay_ms`` (the error's own "retry after") replaces the policy's delay. Raises
+        :class:`InvocationFailedError` when the attempt ends here (retry or pause).
         """
         self._runs_executing.discard(handle)
         self._runs_to_execute.discard(handle)
@@ -864,7 +866,7 @@ class VM:
             return
         info = self._runs[handle]
         if policy is None or policy.is_infinite:
-            self._run_error(info, message, code, stacktrace)
+            self._run_error(info, message, code, stacktrace, delay_ms=next_retry_delay_ms)
             return
         if not self._wrote_command and self._start is not None:
             count = self._start.retry_count_since_last_stored_entry
@@ -877,7 +879,8 @@ class VM:
             policy.max_duration_ms is not None and policy.max_duration_ms <= duration
         )
         if not exhausted:
-            self._run_error(info, message, code, stacktrace, delay_ms=policy.next_delay_ms(count))
+            delay = policy.next_delay_ms(count) if next_retry_delay_ms is None else next_retry_delay_ms
+            self._run_error(info, message, code, stacktrace, delay_ms=delay)
         elif policy.on_max_attempts == "pause":
             self._run_error(info, message, code, stacktrace, behavior=ErrorBehavior.PAUSE)
         else:

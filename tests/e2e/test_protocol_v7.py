@@ -54,7 +54,7 @@ class V7Probe(restate.Service):
         ):
             try:
                 ctx.service_send(V7Probe, "request_keys", **options)
-            except ValueError as exc:
+            except restate.MisuseError as exc:
                 errors.append(str(exc))
         return errors
 
