@@ -240,6 +240,12 @@ _CONTROL_TYPES = frozenset(
     )
 )
 
+_PB_BEHAVIOR = {
+    ErrorBehavior.RETRY: pb.ERROR_BEHAVIOR_RETRY,
+    ErrorBehavior.PAUSE: pb.ERROR_BEHAVIOR_PAUSE,
+    ErrorBehavior.FAIL: pb.ERROR_BEHAVIOR_FAIL,
+}
+
 # future-tree reduction states
 _PENDING, _SUCCEEDED, _FAILED, _SHORT = 0, 1, 2, 3
 _FC = CombinatorKind.FIRST_COMPLETED
@@ -521,7 +527,7 @@ class VM:
         if error.related_command_type is not None:
             message.related_command_type = error.related_command_type
         if behavior is not ErrorBehavior.RETRY:
-            message.behavior = behavior  # type: ignore[assignment]
+            message.behavior = _PB_BEHAVIOR[behavior]
         self._write(m.ERROR, message)
         self._failure = error
         self.phase = Phase.CLOSED
@@ -576,7 +582,7 @@ class VM:
         if next_retry_delay_ms is not None:
             error.next_retry_delay = next_retry_delay_ms
         if behavior is not ErrorBehavior.RETRY:
-            error.behavior = behavior  # type: ignore[assignment]
+            error.behavior = _PB_BEHAVIOR[behavior]
         self._write(m.ERROR, error)
         self._failure = ProtocolError(code, message)
         self.phase = Phase.CLOSED
