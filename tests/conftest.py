@@ -1,4 +1,8 @@
-"""Suite-wide options."""
+"""Suite-wide options.
+
+``--always-suspend`` also switches restate-sync's pytest plugin (``--restate-always-suspend``), which
+the tests that use its fixtures follow.
+"""
 
 from __future__ import annotations
 
@@ -13,6 +17,11 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="run the end-to-end tests with restate-server's inactivity timeout at 0s, so every "
         "blocking await suspends and the invocation resumes by replay",
     )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if config.getoption("--always-suspend") and hasattr(config.option, "restate_always_suspend"):
+        config.option.restate_always_suspend = True
 
 
 def pytest_report_header(config: pytest.Config) -> str:
