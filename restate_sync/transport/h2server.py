@@ -67,6 +67,7 @@ from .h2connection import (
 from .h2frames import PREFACE
 from .h2limits import DEFAULT_LIMITS, H2Limits
 from .h2state import SENDING, H2ProtocolError, StreamState
+from .http1limits import DEFAULT_HTTP1_LIMITS, Http1Limits
 
 __all__ = ["PREFACE", "H2Limits", "H2Server", "H2Stream", "ServerConnection", "parse_bind"]
 
@@ -520,10 +521,15 @@ class H2Server:
     """
 
     def __init__(
-        self, handler: Callable[[Any], None], listener: Any, limits: H2Limits = DEFAULT_LIMITS
+        self,
+        handler: Callable[[Any], None],
+        listener: Any,
+        limits: H2Limits = DEFAULT_LIMITS,
+        http1_limits: Http1Limits = DEFAULT_HTTP1_LIMITS,
     ) -> None:
         self.handler = handler
         self.limits = limits
+        self.http1_limits = http1_limits
         # A pool lets stop() kill the connection greenlets, which closes their sockets: the
         # runtime keeps pooled connections to a deployment that merely stopped listening.
         self._server = StreamServer(listener, self._handle_connection, spawn=Pool(limits.max_connections))
@@ -537,6 +543,10 @@ class H2Server:
 
     def serve_forever(self) -> None:
         self._server.serve_forever()
+
+    def close(self) -> None:
+        """Stop accepting connections; the open ones are served on (``stop`` closes them)."""
+        self._server.close()
 
     def stop(self, timeout: float | None = None) -> None:
         self._server.stop(timeout=timeout)
@@ -559,7 +569,7 @@ class H2Server:
             # not HTTP/2 with prior knowledge: HTTP/1.1 (request/response mode) on the same port
             from .http1 import serve_http1
 
-            serve_http1(sock, self.handler, initial, f"{address[0]}:{address[1]}")
+            serve_http1(sock, self.handler, initial, f"{address[0]}:{address[1]}", self.http1_limits)
             return
         ServerConnection(sock, self.handler, self.limits).serve(initial)
 

@@ -9,7 +9,9 @@ What the Kotlin runner does with Docker is done here with local processes on 127
       PORT=<port> SERVICES=A,B [E2E_REQUEST_SIGNING=publickeyv1_...] python test-services/serve.py
 
   registered with ``POST /deployments {"uri": "http://127.0.0.1:<port>/", "force": false}``
-  (``"use_http_11": true`` in the ``http11`` configuration, a deliberate addition);
+  (``"use_http_11": true`` in the ``http11`` configuration, a deliberate addition); in the
+  ``wsgiGunicorn`` configuration the same services are ``endpoint.app`` under a real
+  ``gunicorn -k gevent`` (:func:`gunicorn_gevent`), also registered over HTTP/1.1;
 * faults: SIGKILL / SIGTERM + restart of the server on the same data dir and ports
   (KillRuntime / StopRuntime) and of the services process on the same port (SleepWithFailures);
 * :class:`Ingress`, a tiny ingress client that maps requests exactly like the Kotlin
@@ -85,6 +87,9 @@ class Suite:
     use_http_11: bool = False
     #: None when runnable; otherwise why every scenario of this suite is reported as not run
     not_run_reason: str | None = None
+    #: how the services are served: "serve" (``python test-services/serve.py``, the built-in
+    #: server) or "gunicorn" (their ``endpoint.app`` under ``gunicorn -k gevent``)
+    server: str = "serve"
 
     def includes(self, class_name: str, method: str) -> bool:
         if class_name in self.classes:
@@ -162,6 +167,9 @@ SUITES: dict[str, Suite] = {
         # Not in the Kotlin suite: default and alwaysSuspending with service protocol V7 negotiated.
         Suite("defaultV7", dict(PROTOCOL_V7), _D),
         Suite("alwaysSuspendingV7", {**PROTOCOL_V7, **INACTIVITY_0}, _AS),
+        # Also not in the Kotlin suite: the http11 scenarios against the services' WSGI app
+        # (endpoint.app) under gunicorn's gevent worker.
+        Suite("wsgiGunicorn", {}, _D - {"Custom"}, use_http_11=True, server="gunicorn"),
         Suite(
             "threeNodes",
             {"RESTATE_DEFAULT_NUM_PARTITIONS": "4"},
@@ -188,6 +196,7 @@ ALL_SUITES = [
     "http11",
     "defaultV7",
     "alwaysSuspendingV7",
+    "wsgiGunicorn",
     "threeNodes",
     "threeNodesAlwaysSuspending",
 ]
@@ -649,11 +658,38 @@ def expect_http_error(fn: Callable[[], Any]) -> HttpError:
 # --------------------------------------------------------------------------------------------
 
 
+def gunicorn_gevent(script: Path, port: int) -> list[str]:
+    """``gunicorn -k gevent`` serving ``build_endpoint()`` of ``script`` (its ``endpoint.app``).
+
+    gunicorn calls the factory in its worker, after the fork, with the same environment
+    (``SERVICES``, ``E2E_REQUEST_SIGNING``) serve.py reads. ``--graceful-timeout 10`` is
+    ``docker stop``'s grace; the control socket (gunicorn 25.1+) is not wanted here.
+    """
+    return [
+        sys.executable,
+        "-m",
+        "gunicorn",
+        "-k",
+        "gevent",
+        "--bind",
+        f"127.0.0.1:{port}",
+        "--workers",
+        "1",
+        "--graceful-timeout",
+        "10",
+        "--no-control-socket",
+        "--chdir",
+        str(script.parent),
+        f"{script.stem}:build_endpoint()",
+    ]
+
+
 class ServicesProcess:
     """The SDK test-services process (``python test-services/serve.py``) on a fixed port.
 
     It runs in its own session, so a kill reaches any worker it forks, like killing a container.
-    stdout and stderr go (appended across restarts) to ``log_path``.
+    stdout and stderr go (appended across restarts) to ``log_path``. ``server="gunicorn"`` serves
+    the same services with gunicorn's gevent worker instead (:func:`gunicorn_gevent`).
     """
 
     def __init__(
@@ -665,6 +701,7 @@ class ServicesProcess:
         log_path: Path,
         ingress_url: str,
         cwd: Path = REPO_ROOT,
+        server: str = "serve",
     ) -> None:
         self.script = script
         self.port = port
@@ -672,9 +709,13 @@ class ServicesProcess:
         self.extra_env = dict(extra_env)
         self.log_path = log_path
         self.ingress_url = ingress_url
-        self.process = LoggedProcess(
-            [sys.executable, str(script)], log_path, env=self.env(), cwd=cwd, name="test-services process"
-        )
+        if server == "gunicorn":
+            command = gunicorn_gevent(script, port)
+        elif server == "serve":
+            command = [sys.executable, str(script)]
+        else:
+            raise ValueError(f"unknown services server {server!r}")
+        self.process = LoggedProcess(command, log_path, env=self.env(), cwd=cwd, name="test-services process")
 
     @property
     def url(self) -> str:
@@ -876,6 +917,7 @@ class ConformanceEnv:
             self.spec.service_env,
             self.services_log,
             f"http://127.0.0.1:{ingress_port}",
+            server=self.suite.server,
         )
         # Both processes start in parallel: Popen returns at once, the server start blocks until
         # healthy, and the registration below waits for the services to answer discovery.
