@@ -9,8 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from restate_sync.restate_server import RestateCluster
-from restate_sync.restate_server import processes
+from restate_sync.restate_server import RestateCluster, processes
 from restate_sync.restate_server.cluster import CLUSTER_ROLES, cluster_node_env
 from restate_sync.restate_server.processes import (
     STABLE_PORT_MIN,
