@@ -1,4 +1,4 @@
-"""Serve the conformance contract services over h2c (CONFORMANCE-CONTRACTS.md §2).
+"""Serve the conformance contract services over h2c (upstream: restatedev/e2e, sdk-tests contracts).
 
     PORT=9080 python test-services/serve.py
 

@@ -1,4 +1,4 @@
-"""The conformance-suite contract services (CONFORMANCE-CONTRACTS.md §3) for ``restate_sync``.
+"""The conformance-suite contract services (upstream: restatedev/e2e, sdk-tests contracts) for ``restate_sync``.
 
 ``CONTRACT_SERVICES`` maps each contract service name to its class; all of them are bound when
 ``SERVICES`` is unset. ``SCENARIO_LOCAL_SERVICES`` (§4: ``BlockingProxy``, ``Blocker``) are never

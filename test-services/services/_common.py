@@ -14,7 +14,7 @@ class UnitSerde:
     """Output serde of the contract's ``Unit`` handlers: an empty body, never ``null``.
 
     SDK-GAP: ``JsonSerde`` encodes a handler's ``None`` result as ``null``; the contract wants an
-    empty body for handlers returning Unit (CONFORMANCE-CONTRACTS.md §1: "For a handler returning
+    empty body for handlers returning Unit (the upstream contracts (restatedev/e2e, sdk-tests): "For a handler returning
     Unit, the runner ignores the body. Return an empty body."). The SDK has no built-in "no
     output" serde, so this small one (the public ``restate.Serde`` protocol) is used instead.
     """

@@ -4,7 +4,7 @@ What the Kotlin runner does with Docker is done here with local processes on 127
 
 * per test class (and per suite configuration) a fresh ``restate-server`` with an empty data
   directory, started through :class:`restate_sync.restate_server.RestateServer`, and a fresh
-  test-services process started with the contract of CONFORMANCE-CONTRACTS.md §2::
+  test-services process started with the upstream test-services contract (restatedev/e2e, sdk-tests)::
 
       PORT=<port> SERVICES=A,B [E2E_REQUEST_SIGNING=publickeyv1_...] python test-services/serve.py
 
@@ -13,7 +13,7 @@ What the Kotlin runner does with Docker is done here with local processes on 127
 * faults: SIGKILL / SIGTERM + restart of the server on the same data dir and ports
   (KillRuntime / StopRuntime) and of the services process on the same port (SleepWithFailures);
 * :class:`Ingress`, a tiny ingress client that maps requests exactly like the Kotlin
-  ``dev.restate.client`` does (CONFORMANCE-SCENARIOS.md §2.2);
+  ``dev.restate.client`` does (upstream: restatedev/e2e, sdk-tests);
 * :func:`eventually`, Awaitility's ``await untilAsserted`` (poll ~100 ms, ignore exceptions,
   10 s unless told otherwise).
 
@@ -56,7 +56,7 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_SERVE_SCRIPT = REPO_ROOT / "test-services" / "serve.py"
 
 # --------------------------------------------------------------------------------------------
-# Suites (CONFORMANCE-SCENARIOS.md §3) and classes (§4)
+# Suites and classes (upstream: restatedev/e2e, sdk-tests)
 # --------------------------------------------------------------------------------------------
 
 INACTIVITY_0 = {"RESTATE_WORKER__INVOKER__INACTIVITY_TIMEOUT": "0s"}
@@ -65,7 +65,7 @@ LAZY_STATE = {"RESTATE_WORKER__INVOKER__DISABLE_EAGER_STATE": "true"}
 THREE_NODES_REASON = (
     "needs a 3-node restate cluster (3 server processes with every role, a replicated metadata "
     "server, RESTATE_DEFAULT_REPLICATION=2, only node 1 auto-provisioning); there is no verified "
-    "local multi-process recipe (CONFORMANCE-SCENARIOS.md §2.4), so the three-node suites are not run"
+    "local multi-process recipe (upstream: restatedev/e2e, sdk-tests), so the three-node suites are not run"
 )
 
 THREE_NODES_SHORT = "needs a 3-node restate cluster, which this port does not start (see harness.NOT_RUN)"
@@ -271,7 +271,7 @@ CLASSES: dict[str, ClassSpec] = {
 
 _X, _S = "Exclusive", "Shared"
 
-#: Service types and handler kinds of CONFORMANCE-CONTRACTS.md §3 (summary table), checked at
+#: Service types and handler kinds of the upstream contracts (restatedev/e2e, sdk-tests), checked at
 #: registration: a wrong lock kind changes what the scenarios prove (e.g. an exclusive
 #: ``hasAwakeable`` deadlocks behind ``interpretCommands``; a shared ``isUnlocked`` proves nothing).
 CONTRACT_HANDLERS: dict[str, tuple[str, dict[str, str | None]]] = {
@@ -399,7 +399,7 @@ def eventually(
 
 
 # --------------------------------------------------------------------------------------------
-# Ingress client (CONFORMANCE-SCENARIOS.md §2.2)
+# Ingress client (upstream: restatedev/e2e, sdk-tests)
 # --------------------------------------------------------------------------------------------
 
 NO_BODY: Any = object()
@@ -952,7 +952,7 @@ class ConformanceEnv:
         problems = contract_problems(result.get("services", []), sorted(wanted))
         if problems:
             warnings.warn(
-                f"{self.class_name}: test-services differ from CONFORMANCE-CONTRACTS.md §3: "
+                f"{self.class_name}: test-services differ from the upstream contracts (restatedev/e2e, sdk-tests): "
                 + "; ".join(problems),
                 stacklevel=2,
             )

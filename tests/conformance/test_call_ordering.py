@@ -1,4 +1,4 @@
-"""CallOrdering: invoke vs background-invoke ordering (CONFORMANCE-SCENARIOS.md §4.1)."""
+"""CallOrdering: invoke vs background-invoke ordering (upstream: restatedev/e2e, sdk-tests)."""
 
 from __future__ import annotations
 

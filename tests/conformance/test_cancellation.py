@@ -1,4 +1,4 @@
-"""Cancellation from the admin API and from a handler context (CONFORMANCE-SCENARIOS.md §4.2)."""
+"""Cancellation from the admin API and from a handler context (upstream: restatedev/e2e, sdk-tests)."""
 
 from __future__ import annotations
 

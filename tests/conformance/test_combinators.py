@@ -1,4 +1,4 @@
-"""Combinators over awakeables, timers, runs and signals (CONFORMANCE-SCENARIOS.md §4.3)."""
+"""Combinators over awakeables, timers, runs and signals (upstream: restatedev/e2e, sdk-tests)."""
 
 from __future__ import annotations
 

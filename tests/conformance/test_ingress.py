@@ -1,4 +1,4 @@
-"""Ingress: header pass-through and raw handlers (CONFORMANCE-SCENARIOS.md §4.5)."""
+"""Ingress: header pass-through and raw handlers (upstream: restatedev/e2e, sdk-tests)."""
 
 from __future__ import annotations
 

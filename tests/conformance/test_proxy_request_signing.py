@@ -17,7 +17,7 @@ class TestProxyRequestSigning:
 
     def test_unsignedDiscoveryIsRejected(self, conf: ConformanceEnv) -> None:
         """[port addition, not in the Kotlin suite] With E2E_REQUEST_SIGNING set the endpoint must
-        "reject unsigned requests" (CONFORMANCE-CONTRACTS.md §2); otherwise requestSigningPass would
+        "reject unsigned requests" (upstream: restatedev/e2e, sdk-tests contracts); otherwise requestSigningPass would
         pass against an endpoint that ignores the key."""
         assert conf.services is not None
         with H2Client(conf.services.url) as client:

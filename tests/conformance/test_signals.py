@@ -1,4 +1,4 @@
-"""Signals [v2]: resolve / reject a named signal of another invocation (CONFORMANCE-SCENARIOS.md §4.19)."""
+"""Signals [v2]: resolve / reject a named signal of another invocation (upstream: restatedev/e2e, sdk-tests)."""
 
 from __future__ import annotations
 

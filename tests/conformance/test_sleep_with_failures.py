@@ -43,5 +43,5 @@ class TestSleepWithFailures:
     def test_sleepAndTerminateServiceEndpoint(self, conf: ConformanceEnv, variant: str) -> None:
         took: list[float] = []
         async_sleep_test(conf, variant, lambda: took.append(conf.terminate_service_and_restart()))
-        # CONFORMANCE-SCENARIOS.md §6: graceful shutdown of the endpoint must not hang beyond 10 s.
+        # the upstream suite (restatedev/e2e, sdk-tests): graceful shutdown of the endpoint must not hang beyond 10 s.
         assert math.isfinite(took[0]), "the test-services process ignored SIGTERM for 10 s and was killed"
