@@ -1,8 +1,12 @@
-"""Suite-wide options."""
+"""Suite-wide options, and the check that no test leaves a process behind (tests/leftovers.py)."""
 
 from __future__ import annotations
 
 import pytest
+
+from .leftovers import pytest_configure, pytest_sessionfinish
+
+__all__ = ["pytest_configure", "pytest_sessionfinish"]
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:

@@ -108,6 +108,7 @@ class RestateServer:
         self._process: LoggedProcess | None = None
         self._closed = False
         self._ever_healthy = False
+        self._asked_to_exit = False
         self._lock = threading.RLock()
 
     # ---- properties -----------------------------------------------------------------------
@@ -168,6 +169,15 @@ class RestateServer:
     def is_running(self) -> bool:
         """Whether the server process is alive."""
         return self.pid is not None
+
+    @property
+    def unexpected_exit_code(self) -> int | None:
+        """The exit code of a server process that exited without :meth:`stop`, :meth:`kill` or
+        :meth:`close` (it crashed, or someone else killed it: ``-9`` for SIGKILL); else None."""
+        process = self._process
+        if process is None or self._asked_to_exit:
+            return None
+        return process.returncode
 
     def _port(self, name: str) -> int:
         port = self._ports[name]
@@ -252,6 +262,7 @@ class RestateServer:
             cwd=self._data_dir,
             name="restate-server",
         )
+        self._asked_to_exit = False
         process.start(
             f"restate_sync: starting {binary} (ingress {self.ingress_port}, admin {self.admin_port}, "
             f"node {self.node_port}) at {time.strftime('%Y-%m-%dT%H:%M:%S')}"
@@ -383,6 +394,7 @@ class RestateServer:
     def _reap_after_failure(self) -> None:
         if self._process is None:
             return
+        self._asked_to_exit = True
         with contextlib.suppress(subprocess.TimeoutExpired):
             self._process.kill()
         self._forget()
@@ -399,6 +411,7 @@ class RestateServer:
             process = self._process
             if process is None:
                 return None
+            self._asked_to_exit = True
             if process.is_running():
                 pid = process.pid
                 took = process.stop(timeout)
@@ -414,6 +427,7 @@ class RestateServer:
             process = self._process
             if process is None:
                 return
+            self._asked_to_exit = True
             if process.is_running():
                 pid = process.pid
                 try:

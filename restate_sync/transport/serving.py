@@ -17,6 +17,7 @@ from typing import Any
 import gevent
 
 from .h2server import H2Server, parse_bind
+from .parent_watch import die_with_parent
 
 __all__ = ["bind_listener", "serve", "serve_workers", "tune_process"]
 
@@ -77,17 +78,20 @@ def serve_workers(endpoint: Any, bind: str, workers: int, grace: float = DEFAULT
     """Pre-fork ``workers`` processes that accept on one shared socket; returns an exit code.
 
     The parent only supervises: a worker that dies unexpectedly is replaced; SIGTERM/SIGINT are
-    forwarded to every worker and the parent exits once they are gone.
+    forwarded to every worker and the parent exits once they are gone. A worker whose supervisor
+    is killed gets SIGTERM itself (:func:`.parent_watch.die_with_parent`) and stops gracefully.
     """
     if workers < 1:
         raise ValueError(f"--workers must be at least 1, got {workers}")
     listener = bind_listener(bind)
     children: dict[int, int] = {}
     stopping = False
+    supervisor = os.getpid()
 
     def spawn(slot: int) -> None:
         pid = os.fork()  # gevent's fork: the child gets a fresh hub
         if pid == 0:
+            die_with_parent(supervisor)  # a killed supervisor leaves no worker behind
             code = 0
             try:
                 _run_server(endpoint, listener, grace)
