@@ -291,14 +291,20 @@ class RestateCluster:
             )
         return nodes
 
-    def wait_ready(self, timeout: float | None = None, nodes: Sequence[RestateServer] | None = None) -> float:
+    def wait_ready(
+        self,
+        timeout: float | None = None,
+        nodes: Sequence[RestateServer] | None = None,
+        *,
+        queries: bool = True,
+    ) -> float:
         """Wait until the cluster takes invocations through every running node; returns seconds waited.
 
         Every running node (or just ``nodes``, e.g. one that was restarted) must answer ``/health``
         on admin and ingress, then every partition must accept a write through each of their
         ingresses; then every running node's admin API must answer a query over all partitions
         (a node that rejoins makes queries fail cluster-wide for a few seconds, "expecting a
-        partition store", while it catches up). Raises :class:`RestateServerError` (with the tail
+        partition store", while it catches up; ``queries=False`` skips this). Raises :class:`RestateServerError` (with the tail
         of every node's log) if a node exits or ``timeout`` (default ``startup_timeout``) passes.
         """
         timeout = self.startup_timeout if timeout is None else timeout
@@ -316,7 +322,7 @@ class RestateCluster:
                 node.wait_healthy(remaining(), partitions_ready=False)
             for node in targets:
                 wait_partitions_writable(node.ingress_url, self.partitions, remaining())
-            for node in self.running_nodes():
+            for node in self.running_nodes() if queries else []:
                 node.wait_healthy(remaining(), partitions_ready=True)
         except RestateServerError as exc:
             raise RestateServerError(
@@ -342,11 +348,12 @@ class RestateCluster:
         with self._lock:
             return self._node(index).stop(timeout)
 
-    def start_node(self, index: int, wait: bool = True) -> RestateServer:
+    def start_node(self, index: int, wait: bool = True, *, queries: bool = True) -> RestateServer:
         """Start node ``index`` again on its own data directory, node name and ports.
 
-        With ``wait`` (default) blocks until it is healthy and every partition is writable
-        through its ingress.
+        With ``wait`` (default) blocks until it is healthy, every partition is writable through
+        its ingress and (unless ``queries=False``) every node answers admin queries again
+        (:meth:`wait_ready`; measured: ~1 s to writable, ~6 s more until queries work).
         """
         with self._lock:
             if self._closed:
@@ -354,7 +361,7 @@ class RestateCluster:
             node = self._node(index)
             node.start(wait=False)
             if wait:
-                self.wait_ready(nodes=[node])
+                self.wait_ready(nodes=[node], queries=queries)
             return node
 
     def restart_node(self, index: int, timeout: float = 10) -> RestateServer:
