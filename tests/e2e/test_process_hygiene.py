@@ -20,6 +20,13 @@ from ..waiting import wait_until
 
 pytestmark = pytest.mark.e2e
 
+
+@pytest.fixture(scope="module", autouse=True)
+def _default_pass_only(always_suspend: bool) -> None:
+    if always_suspend:
+        pytest.skip("independent of the server's suspension mode: runs in the default pass only")
+
+
 ROOT = Path(__file__).resolve().parents[2]
 PY = sys.executable
 

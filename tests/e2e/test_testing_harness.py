@@ -22,6 +22,13 @@ from . import services
 
 pytestmark = pytest.mark.e2e
 
+
+@pytest.fixture(scope="module", autouse=True)
+def _default_pass_only(always_suspend: bool) -> None:
+    if always_suspend:
+        pytest.skip("independent of the server's suspension mode: runs in the default pass only")
+
+
 _lock = threading.Lock()
 ATTEMPTS: Tally[str] = Tally()
 
