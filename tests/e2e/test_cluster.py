@@ -6,6 +6,8 @@ Heavy (three restate-server processes, ~200 MiB each): one cluster serves the wh
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -113,3 +115,29 @@ def test_a_cluster_is_torn_down_after_a_failure(always_suspend: bool) -> None:
     assert isinstance(pids, list) and len(pids) == 2
     wait_until(lambda: all(process_gone(p) for p in pids), timeout=10, what="every node to be gone")
     assert not os.path.exists(str(seen["data_dir"]))
+
+
+AT_EXIT_SCRIPT = """
+import sys
+from restate_sync.restate_server import RestateCluster
+cluster = RestateCluster(nodes=2, partitions=1)
+cluster.start()
+print("PIDS", *cluster.pids, flush=True)
+print("DIR", cluster.data_dir, flush=True)
+raise SystemExit("the script ends without closing its cluster")
+"""
+
+
+def test_a_cluster_left_open_is_stopped_at_interpreter_exit(always_suspend: bool) -> None:
+    if always_suspend:
+        pytest.skip("independent of the server's suspension mode: runs in the default pass only")
+    result = subprocess.run(
+        [sys.executable, "-c", AT_EXIT_SCRIPT], capture_output=True, text=True, timeout=180
+    )
+    assert result.returncode == 1, result.stdout + result.stderr
+    pids = [int(p) for p in result.stdout.split("PIDS", 1)[1].split("\n", 1)[0].split()]
+    data_dir = result.stdout.split("DIR", 1)[1].split("\n", 1)[0].strip()
+    assert len(pids) == 2
+    wait_until(lambda: all(process_gone(p) for p in pids), timeout=10, what="both nodes to be gone")
+    assert not os.path.exists(data_dir)
+    assert "was not closed; stopping it at exit" in result.stderr
