@@ -49,10 +49,12 @@ conformance: setup
 test-unit: setup
 	$(PY) -m pytest tests/unit $(PYTEST_ARGS)
 
+# mypy --strict and pyright (both configured in pyproject.toml) on restate_sync, tests/typing, examples
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check restate_sync tests examples scripts test-services benchmarks
 	$(VENV)/bin/ruff format --check restate_sync tests examples scripts test-services benchmarks
 	$(VENV)/bin/mypy
+	$(VENV)/bin/pyright
 	$(PY) scripts/gen_protocol.py --check
 
 clean:

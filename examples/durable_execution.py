@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 from collections import Counter
+from typing import Any
 
 import restate_sync as restate
 
@@ -31,7 +32,7 @@ class Orders(restate.Service):
     """Places orders step by step; each completed step survives crashes and is never redone."""
 
     @restate.handler
-    def place(ctx: restate.Context, order: dict) -> dict:
+    def place(ctx: restate.Context, order: dict[str, Any]) -> dict[str, Any]:
         if order.get("qty", 0) <= 0:
             raise restate.TerminalError("quantity must be positive", status_code=400)
 

@@ -35,26 +35,27 @@ class Worker(restate.Service):
 class Audit(restate.VirtualObject):
     @restate.handler
     def record(ctx: restate.ObjectContext, entry: str) -> None:
-        ctx.set("entries", [*(ctx.get("entries") or []), entry])
+        ctx.set("entries", [*(ctx.get("entries", type=list[str]) or []), entry])
 
 
 class Coordinator(restate.Service):
     @restate.handler
     def fan_out(ctx: restate.Context, tasks: list[str]) -> list[str]:
-        futures = [ctx.service_call(Worker, "process", t) for t in tasks]  # all calls in flight
-        ctx.object_send(Audit, "record", "fan_out", f"{len(tasks)} tasks")  # fire and forget
-        return restate.all(*futures).result()
+        # a handler reference types the call: each future is a DurableCallFuture[str]
+        futures = [ctx.service_call(Worker.process, t) for t in tasks]  # all calls in flight
+        ctx.object_send(Audit.record, "fan_out", f"{len(tasks)} tasks")  # fire and forget
+        return [future.result() for future in futures]
 
     @restate.handler
     def first(ctx: restate.Context, task: str) -> str:
-        slow = ctx.service_call(Worker, "slow", task)
-        fast = ctx.service_call(Worker, "fast", task)
-        done, _pending = ctx.wait_any(slow, fast)
-        return done[0].result()
+        slow = ctx.service_call(Worker.slow, task)
+        fast = ctx.service_call("Worker", "fast", task)  # by name: the result is Any
+        winner = restate.race(slow, fast).result()
+        return str(winner)
 
     @restate.handler
     def approval(ctx: restate.Context, order: str) -> str:
-        awakeable_id, approved = ctx.awakeable()
+        awakeable_id, approved = ctx.awakeable(type=bool)
         log.info("approve %s: curl .../restate/awakeables/%s/resolve -d true", order, awakeable_id)
         try:
             decision = approved.or_timeout(3600).result()
@@ -64,7 +65,7 @@ class Coordinator(restate.Service):
 
     @restate.handler
     def later(ctx: restate.Context, task: str) -> str:
-        handle = ctx.service_send(Worker, "process", task, delay=60)
+        handle = ctx.service_send(Worker.process, task, delay=60)
         return handle.invocation_id
 
 

@@ -67,7 +67,7 @@ class OrderProcessor(
     @restate.handler
     def process(ctx: restate.ObjectContext, order: dict[str, Any]) -> str:
         """Charge and record an order."""
-        receipt = ctx.service_call(PaymentGateway, "charge", float(order["amount"])).result()
+        receipt = ctx.service_call(PaymentGateway.charge_card, float(order["amount"])).result()
         ctx.set("status", f"processed {order['item']}: {receipt}")
         return receipt
 

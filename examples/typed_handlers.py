@@ -100,9 +100,6 @@ class Receipt(pydantic.BaseModel):
     item_count: int
 
 
-RECEIPT = restate.serde_for(Receipt)  # a serde for state and run results of this type
-
-
 class OrderDesk(restate.VirtualObject):
     """Places orders for one customer (the key) and remembers the last receipt."""
 
@@ -111,17 +108,18 @@ class OrderDesk(restate.VirtualObject):
         total = sum(item.quantity * item.unit_price for item in order.items)
         if order.coupon == "HALF":
             total /= 2
+        # a run result, a state value: any supported type, decoded back into it on replay
         receipt = ctx.run_sync(
             "charge",
             lambda: Receipt(order_id=order.order_id, total=total, item_count=len(order.items)),
-            serde=RECEIPT,
+            type=Receipt,
         )
-        ctx.set("last", receipt, serde=RECEIPT)
+        ctx.set("last", receipt)
         return receipt
 
     @restate.shared
     def last(ctx: restate.ObjectSharedContext) -> Receipt | None:
-        return ctx.get("last", serde=RECEIPT)
+        return ctx.get("last", type=Receipt)
 
 
 endpoint = restate.endpoint(TypedGreeter, OrderDesk)

@@ -7,15 +7,22 @@ curl localhost:8080/ShoppingCart/alice/contents
 
 from __future__ import annotations
 
+from typing import Any, TypedDict
+
 import restate_sync as restate
+
+
+class Line(TypedDict):
+    item: str
+    qty: int
 
 
 class ShoppingCart(restate.VirtualObject):
     """One cart per key; writes are serialized per key, reads run concurrently."""
 
     @restate.handler
-    def add(ctx: restate.ObjectContext, line: dict) -> int:
-        quantity = (ctx.get(line["item"]) or 0) + line["qty"]
+    def add(ctx: restate.ObjectContext, line: Line) -> int:
+        quantity = (ctx.get(line["item"], type=int) or 0) + line["qty"]
         ctx.set(line["item"], quantity)
         return quantity
 
@@ -24,14 +31,14 @@ class ShoppingCart(restate.VirtualObject):
         ctx.clear(item)
 
     @restate.handler
-    def checkout(ctx: restate.ObjectContext) -> dict:
+    def checkout(ctx: restate.ObjectContext) -> dict[str, Any]:
         futures = {item: ctx.get_async(item) for item in ctx.state_keys()}
         contents = {item: future.result() for item, future in futures.items()}
         ctx.clear_all()
         return contents
 
     @restate.shared
-    def contents(ctx: restate.ObjectSharedContext) -> dict:
+    def contents(ctx: restate.ObjectSharedContext) -> dict[str, Any]:
         return {item: ctx.get(item) for item in ctx.state_keys()}
 
 

@@ -2,12 +2,14 @@
 
 restate-sync serve examples/workflow.py:endpoint --bind 127.0.0.1:9080
 curl localhost:8080/UserSignup/user42/run/send -H 'content-type: application/json' -d '"user@example.com"'
-curl localhost:8080/UserSignup/user42/status
+curl localhost:8080/UserSignup/user42/status -H 'content-type: application/json' -d 'null'
 curl localhost:8080/UserSignup/user42/approve -H 'content-type: application/json' -d '"approved by admin"'
 curl localhost:8080/restate/workflow/UserSignup/user42/attach
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 import restate_sync as restate
 
@@ -18,11 +20,11 @@ def create_user(email: str) -> str:
 
 class UserSignup(restate.Workflow):
     @restate.main
-    def run(ctx: restate.WorkflowContext, email: str) -> dict:
+    def run(ctx: restate.WorkflowContext, email: str) -> dict[str, Any]:
         user_id = ctx.run_sync("create-account", create_user, email)
         ctx.set("status", "waiting_for_approval")
         try:
-            approval = ctx.promise("approval")  # blocks (durably) until approve/reject
+            approval = ctx.promise("approval", type=str)  # blocks (durably) until approve/reject
         except restate.TerminalError as exc:
             ctx.set("status", f"rejected: {exc.message}")
             raise
@@ -39,7 +41,7 @@ class UserSignup(restate.Workflow):
 
     @restate.handler
     def status(ctx: restate.WorkflowSharedContext) -> str:
-        return ctx.get("status") or "unknown"
+        return ctx.get("status", type=str) or "unknown"
 
 
 endpoint = restate.endpoint(UserSignup)

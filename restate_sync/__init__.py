@@ -20,7 +20,7 @@ from .context import (
     current_workflow_context,
 )
 from .endpoint import Endpoint, endpoint
-from .errors import TerminalError, TimeoutError
+from .errors import MisuseError, RetryableError, TerminalError, TimeoutError
 from .futures import DurableCallFuture, DurableFuture, SendHandle, all, all_settled, any, race
 from .retry import InvocationRetryPolicy, RunRetryPolicy
 from .serde import BytesSerde, JsonSerde, Serde, SerdeError
@@ -36,9 +36,11 @@ __all__ = [
     "Endpoint",
     "InvocationRetryPolicy",
     "JsonSerde",
+    "MisuseError",
     "ObjectContext",
     "ObjectSharedContext",
     "Request",
+    "RetryableError",
     "RunRetryPolicy",
     "SendHandle",
     "Serde",

@@ -135,7 +135,9 @@ def _schema(serde: Any) -> Any:
 
 def _input(handler: HandlerDefinition) -> dict[str, Any]:
     if not handler.has_input:
-        return {}  # no body accepted
+        # an optional JSON body: the handler runs with an empty body or ``null`` (any other body is
+        # refused with 400 by the invocation driver), so ``curl -d 'null'`` works like no body
+        return {"required": False, "contentType": handler.accept or _JSON}
     content_type = handler.accept or getattr(handler.input_serde, "content_type", None) or _JSON
     entry: dict[str, Any] = {"required": handler.input_required, "contentType": content_type}
     schema = _schema(handler.input_serde)

@@ -19,18 +19,12 @@ from typing import Any
 
 import ujson
 
-from .context import (
-    Context,
-    ObjectContext,
-    ObjectSharedContext,
-    WorkflowContext,
-    WorkflowSharedContext,
-)
+from .context import Context, context_factory
 from .discovery import MANIFEST_CONTENT_TYPE, ManifestError, build_manifest, negotiate_manifest_version
 from .exchange import SERVER_HEADER, Exchange
 from .invocation import Attempt
 from .protocol.vm import MAX_PROTOCOL_VERSION, MIN_PROTOCOL_VERSION, VM
-from .service import HandlerDefinition, HandlerKind, ServiceDefinition, ServiceKind, service_definition
+from .service import HandlerDefinition, ServiceDefinition, service_definition
 
 __all__ = ["Endpoint", "endpoint"]
 
@@ -42,11 +36,7 @@ _VERSION_NUMBER = re.compile(r"[0-9]{1,4}")
 
 
 def _context_class(service: ServiceDefinition, handler: HandlerDefinition) -> Callable[[Attempt], Context]:
-    if service.kind is ServiceKind.SERVICE:
-        return Context
-    if service.kind is ServiceKind.VIRTUAL_OBJECT:
-        return ObjectSharedContext if handler.kind is HandlerKind.SHARED else ObjectContext
-    return WorkflowContext if handler.kind is HandlerKind.WORKFLOW else WorkflowSharedContext
+    return context_factory(service.kind, handler.kind)
 
 
 class Endpoint:

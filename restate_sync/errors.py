@@ -5,6 +5,11 @@ User-facing:
 * :class:`TerminalError` ends an invocation (or a ``run`` step) for good: no retry, and the
   caller sees the status code and message.
 * :class:`TimeoutError` is the terminal error a ``future.or_timeout(...)`` raises (status 408).
+* :class:`MisuseError` is the terminal error the SDK raises when it is used in a way no retry can
+  fix (state mutation in a shared handler, the wrong ``current_*_context()`` accessor, the context
+  used inside a ``run`` block, a workflow-only operation outside a workflow, a value that cannot be
+  encoded). Its concrete classes are also a ``RuntimeError`` / ``AttributeError``.
+* :class:`RetryableError` is retried, after ``retry_after`` when given.
 * Any other ``Exception`` escaping a handler is retried by Restate.
 
 Internal (all derive from :class:`BaseException`, so ``except Exception:`` in handler code cannot
@@ -20,14 +25,20 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from .durations import Duration, optional_millis
+
 __all__ = [
+    "ContextUsageError",
     "DisconnectedError",
     "InternalControlFlow",
     "InvocationFailedError",
+    "MisuseError",
     "ProtocolError",
+    "RetryableError",
     "SuspendedError",
     "TerminalError",
     "TimeoutError",
+    "UnavailableOperationError",
 ]
 
 
@@ -59,6 +70,41 @@ class TimeoutError(TerminalError):
 
     def __init__(self, message: str = "Timeout occurred", status_code: int = 408) -> None:
         super().__init__(message, status_code)
+
+
+class MisuseError(TerminalError):
+    """The SDK was used in a way that can never work; terminal, because no retry could fix it.
+
+    The invocation ends on its first attempt with the message (status 500), unless the handler
+    catches it.
+    """
+
+
+class ContextUsageError(MisuseError, RuntimeError):
+    """The context used where it may not be: from a ``run`` block or another greenlet, after the
+    handler returned, or through the accessor of another handler kind."""
+
+
+class UnavailableOperationError(MisuseError, AttributeError):
+    """An operation the handler's kind does not have, e.g. ``ctx.set`` in a shared handler."""
+
+
+class RetryableError(Exception):
+    """A failure Restate should retry, optionally not before ``retry_after`` (seconds or ``timedelta``).
+
+    Raised from a handler, the invocation is retried after ``retry_after`` instead of the delay of
+    its retry policy (for that retry only). Raised inside a ``run`` block, the step is retried
+    after ``retry_after``; its ``RunRetryPolicy`` still bounds the attempts.
+    """
+
+    def __init__(self, message: str = "", retry_after: Duration | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.retry_after = retry_after
+        self.retry_after_ms: int | None = optional_millis(retry_after, "retry_after")
+
+    def __repr__(self) -> str:
+        return f"RetryableError({self.message!r}, retry_after={self.retry_after!r})"
 
 
 class InternalControlFlow(BaseException):

@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 from typing import Any, Generic, Protocol, TypeVar
 
 from .durations import Duration, to_millis
-from .errors import TerminalError, TimeoutError
+from .errors import MisuseError, TerminalError, TimeoutError
 from .protocol.vm import VM, VOID, Combinator, CombinatorKind, Failure, FutureTree, Handle, Progress
 
 __all__ = [
@@ -55,6 +55,11 @@ class Driver(Protocol):
         """Park the handler greenlet until ``future`` can make progress (or is cancelled)."""
         ...
 
+    def track(self, future: DurableFuture[Any], kind: str, detail: Any) -> None:
+        """Remember a future that does nothing unless awaited (``kind`` "run" or "sleep", ``detail``
+        its name or duration), to warn if the handler returns without awaiting it."""
+        ...
+
 
 def cancelled_error() -> TerminalError:
     return TerminalError("cancelled", status_code=409)
@@ -71,12 +76,13 @@ class DurableFuture(Generic[T]):
     :class:`~restate_sync.TerminalError`.
     """
 
-    __slots__ = ("_driver", "_error", "_value")
+    __slots__ = ("_awaited", "_driver", "_error", "_value")
 
     def __init__(self, driver: Driver) -> None:
         self._driver = driver
         self._value: Any = _PENDING
         self._error: TerminalError | None = None
+        self._awaited = False  # result()/done() was asked of it (or of a combinator over it)
 
     # -- what subclasses provide
 
@@ -92,6 +98,8 @@ class DurableFuture(Generic[T]):
 
     def result(self) -> T:
         """Block until the result is available; return it or raise its terminal error."""
+        if not self._awaited:
+            self._mark_awaited()
         if self._value is _PENDING and self._error is None:
             driver = self._driver
             driver.usable_vm()
@@ -99,11 +107,17 @@ class DurableFuture(Generic[T]):
                 _block(driver, self._tree())
         if self._error is not None:
             raise self._error
-        return self._value
+        value: T = self._value
+        return value
 
     def done(self) -> bool:
         """Whether ``result()`` would return (or raise) without blocking."""
+        if not self._awaited:
+            self._mark_awaited()
         return self._settled or self._poll()
+
+    def _mark_awaited(self) -> None:
+        self._awaited = True
 
     def exception(self) -> TerminalError | None:
         """The terminal error of a done future (``None`` if it succeeded); blocks like ``result()``."""
@@ -229,6 +243,12 @@ class _Combinator(DurableFuture[T]):
         for child in self._children:
             child._poll()
         return self._decide()
+
+    def _mark_awaited(self) -> None:
+        self._awaited = True
+        for child in self._children:
+            if not child._awaited:
+                child._mark_awaited()
 
     def _decide(self) -> bool:
         raise NotImplementedError
@@ -366,6 +386,7 @@ def wait_any(
     driver = _driver_of(futures, "wait_any")
     driver.usable_vm()
     race_: _Race[Any] = _Race(driver, futures)
+    race_._mark_awaited()
     while not race_._poll():
         _block(driver, race_._tree())
     return [f for f in futures if f._settled], [f for f in futures if not f._settled]
@@ -373,7 +394,10 @@ def wait_any(
 
 def timer(driver: Driver, duration: Duration, what: str, name: str = "") -> DurableFuture[None]:
     """A durable timer of ``duration`` from now (``what`` names the duration in errors)."""
-    delay_ms = to_millis(duration, what)
+    try:
+        delay_ms = to_millis(duration, what)
+    except (TypeError, ValueError) as exc:
+        raise MisuseError(str(exc)) from None
     vm = driver.usable_vm()
     return HandleFuture(driver, vm.sys_sleep(int(time.time() * 1000) + delay_ms, name), void_to_none)
 

@@ -22,7 +22,14 @@ from gevent.threadpool import ThreadPool
 from greenlet import getcurrent
 
 from ._current import current as _current_context
-from .errors import DisconnectedError, InvocationFailedError, SuspendedError, TerminalError
+from .errors import (
+    ContextUsageError,
+    DisconnectedError,
+    InvocationFailedError,
+    RetryableError,
+    SuspendedError,
+    TerminalError,
+)
 from .exchange import DISCONNECTED, EOF, Inbox
 from .protocol.vm import VM, Failure, FutureTree, Progress, RetryPolicy
 
@@ -88,6 +95,8 @@ class Attempt:
         self.invocation_id = ""
         self.input: Any = None
         self._returned = False  # the handler returned: its context may no longer be used
+        # futures that do nothing unless awaited (runs, sleeps): (future, kind, name or duration)
+        self._tracked: list[tuple[Any, str, Any]] = []
 
     # ------------------------------------------------------------------ input
 
@@ -126,13 +135,40 @@ class Attempt:
     def usable_vm(self) -> VM:
         """The VM, if the caller is this attempt's handler (not a run block, not after it returned)."""
         if getcurrent() is not self.greenlet or self.in_run:
-            raise RuntimeError(
+            raise ContextUsageError(
                 "Restate context used outside its handler greenlet (for example inside a run block, "
                 "or from a greenlet/thread the handler spawned); side effects must not call the context"
             )
         if self._returned:
-            raise RuntimeError("this Restate context belongs to an invocation that has already returned")
+            raise ContextUsageError("this Restate context belongs to an invocation that has already returned")
         return self.vm
+
+    def track(self, future: Any, kind: str, detail: Any) -> None:
+        """Remember a run or sleep future, to warn if the handler returns without awaiting it."""
+        self._tracked.append((future, kind, detail))
+
+    def _warn_unawaited(self) -> None:
+        """One warning naming the runs/sleeps the handler created but never awaited."""
+        vm = self.vm
+        missed: list[str] = []
+        for future, kind, detail in self._tracked:
+            if kind == "run":
+                # a run executes only when awaited; one replayed from the journal did run before
+                if not future._awaited and not future._settled and not vm.is_completed(future._handle):
+                    missed.append(f"run {detail!r} (never ran)")
+            elif not future._awaited:
+                missed.append(f"sleep {detail!r}" if isinstance(detail, str) else f"sleep({detail!r})")
+        if missed:
+            logger.warning(
+                "invocation %s: %s/%s returned without awaiting %d durable future(s) it created: %s; "
+                "a run block only executes when its future is awaited (.result(), run_sync or a "
+                "combinator), and a sleep only waits when awaited",
+                self.invocation_id,
+                self.service.name,
+                self.handler.name,
+                len(missed),
+                ", ".join(missed),
+            )
 
     # ------------------------------------------------------------------ awaiting
 
@@ -176,7 +212,7 @@ class Attempt:
         self.inbox.on_disconnect = self._interrupt_inline_run
         started = _now_ms()
         try:
-            payload = serialize(fn())
+            value = fn()
         except Exception as exc:
             return RunOutcome(handle, None, exc, _now_ms() - started)
         except GreenletExit:
@@ -187,6 +223,22 @@ class Attempt:
             self.in_run = False
             self.inbox.on_disconnect = None
             _current_context.reset(token)
+        return self._encoded(handle, value, serialize, started)
+
+    def _encoded(
+        self, handle: int, value: Any, serialize: Callable[[Any], bytes], started: int
+    ) -> RunOutcome:
+        """The outcome of a run that returned ``value``: its encoding, or a terminal failure of the
+        step when it cannot be encoded (retrying would run the side effect again for nothing)."""
+        try:
+            payload = serialize(value)
+        except Exception as exc:
+            error = TerminalError(
+                f"run {self.vm.run_name(handle)!r} returned a value of type {type(value).__qualname__} "
+                f"that cannot be encoded: {exc}; declare the function's return type or pass type= "
+                "(or serde=) to ctx.run"
+            )
+            return RunOutcome(handle, None, error, _now_ms() - started)
         return RunOutcome(handle, payload, None, _now_ms() - started)
 
     def _interrupt_inline_run(self) -> None:
@@ -209,11 +261,10 @@ class Attempt:
                     value = background_pool().apply(fn)
                 else:
                     value = fn()
-                payload = serialize(value)
             except Exception as exc:
                 inbox.put(RunOutcome(handle, None, exc, _now_ms() - started))
             else:
-                inbox.put(RunOutcome(handle, payload, None, _now_ms() - started))
+                inbox.put(self._encoded(handle, value, serialize, started))
 
         self._runs[handle] = gevent.spawn(execute)
 
@@ -240,6 +291,7 @@ class Attempt:
             stacktrace=_stacktrace(error),
             policy=policy,
             attempt_duration_ms=outcome.duration_ms,
+            next_retry_delay_ms=error.retry_after_ms if isinstance(error, RetryableError) else None,
         )
 
     # ------------------------------------------------------------------ the attempt
@@ -262,6 +314,10 @@ class Attempt:
             self._kill_runs()
             self._finish()
             self.finished.set()
+            # futures and run closures refer back to this attempt: drop them so the attempt is
+            # freed by reference counting, not left to the cycle collector
+            self._tracked.clear()
+            self._run_specs.clear()
 
     def _invoke_handler(self) -> None:
         vm = self.vm
@@ -273,6 +329,11 @@ class Attempt:
             ctx = self._context_factory(self)
             token = _current_context.set(ctx)
             try:
+                if handler.empty_input and not _is_empty_input(invocation.input):
+                    raise TerminalError(
+                        f"{self.service.name}/{handler.name} takes no input; send an empty body or JSON null",
+                        status_code=400,
+                    )
                 if handler.takes_input:
                     try:
                         argument = handler.input_serde.deserialize(invocation.input)
@@ -284,6 +345,8 @@ class Attempt:
                     result = handler.fn(ctx, argument)
                 else:
                     result = handler.fn(ctx)
+                if self._tracked:
+                    self._warn_unawaited()
                 try:
                     payload = handler.output_serde.serialize(result)
                 except Exception as exc:
@@ -314,7 +377,11 @@ class Attempt:
                 exc,
                 exc_info=logger.isEnabledFor(logging.DEBUG),
             )
-            vm.notify_error(_describe(exc), stacktrace=_stacktrace(exc))
+            vm.notify_error(
+                _describe(exc),
+                stacktrace=_stacktrace(exc),
+                next_retry_delay_ms=exc.retry_after_ms if isinstance(exc, RetryableError) else None,
+            )
 
     def _end_with_terminal_error(self, error: TerminalError) -> None:
         try:
@@ -359,6 +426,11 @@ def background_pool() -> ThreadPool:
             raise ValueError(f"RESTATE_BACKGROUND_POOL_SIZE must be at least 1, got {size}")
         _background_pool = ThreadPool(size)
     return _background_pool
+
+
+def _is_empty_input(body: bytes) -> bool:
+    """Whether a request body means "no input": empty, or JSON ``null``."""
+    return not body or body.strip() == b"null"
 
 
 def _terminal_cause(error: BaseException) -> TerminalError | None:

@@ -42,11 +42,12 @@ class JsonSerde(Generic[T]):
 
     def deserialize(self, data: bytes) -> T:
         if not data:
-            return None  # type: ignore[return-value]
+            return None  # type: ignore[return-value]  # pyright: ignore[reportReturnType]
         try:
-            return ujson.loads(data)
+            value: T = ujson.loads(data)
         except (ValueError, UnicodeDecodeError) as exc:
             raise SerdeError(f"invalid JSON: {exc}") from exc
+        return value
 
     def __repr__(self) -> str:
         return "JsonSerde()"

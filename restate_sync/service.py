@@ -29,7 +29,7 @@ import typing
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields, replace
 from enum import Enum
-from typing import Any, ClassVar, TypeVar
+from typing import Any, ClassVar, ParamSpec, TypedDict, TypeVar, Unpack, overload
 
 from .durations import Duration, optional_millis
 from .retry import InvocationRetryPolicy
@@ -46,11 +46,38 @@ __all__ = [
     "VirtualObject",
     "Workflow",
     "handler",
+    "handler_target",
     "main",
     "shared",
 ]
 
-F = TypeVar("F", bound=Callable[..., Any])
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+class HandlerOptions(TypedDict, total=False):
+    """Keyword options of ``@restate.handler`` / ``@restate.shared`` (see :func:`handler`)."""
+
+    name: str
+    input: Any
+    output: Any
+    accept: str
+    content_type: str
+    description: str
+    metadata: Mapping[str, str]
+    inactivity_timeout: Duration
+    abort_timeout: Duration
+    journal_retention: Duration
+    idempotency_retention: Duration
+    ingress_private: bool
+    enable_lazy_state: bool
+    invocation_retry_policy: InvocationRetryPolicy | Mapping[str, Any]
+
+
+class MainOptions(HandlerOptions, total=False):
+    """Keyword options of ``@restate.main``: the handler options plus the completion retention."""
+
+    workflow_completion_retention: Duration
 
 
 class ServiceKind(Enum):
@@ -144,6 +171,8 @@ class HandlerDefinition:
     explicit_output: Any = field(default=None, repr=False, compare=False)
     namespace: dict[str, Any] | None = field(default=None, repr=False, compare=False)
     resolved: bool = field(default=False, repr=False, compare=False)
+    # no input (``not has_input``), computed once for the invocation driver
+    empty_input: bool = field(default=False, repr=False, compare=False)
 
     @property
     def has_input(self) -> bool:
@@ -168,6 +197,7 @@ class ServiceDefinition:
 
 
 _MARK = "__restate_handler__"
+_TARGET = "__restate_target__"
 _UNSET: Any = type("_Unset", (), {"__repr__": lambda self: "<unset>"})()
 
 
@@ -290,6 +320,7 @@ def _decorate(
             raise TypeError(f"@restate.{decorator} decorates plain functions, not classmethods")
         if not callable(func):
             raise TypeError(f"@restate.{decorator} decorates functions, not {func!r}")
+        _check_plain_def(func, decorator)
         _, takes_input = _signature(func)
         if not takes_input and explicit_input is not _UNSET and not is_empty_type(explicit_input):
             raise TypeError(
@@ -329,7 +360,28 @@ def _decorate(
     return wrap(fn) if fn is not None else wrap
 
 
-def handler(fn: F | None = None, /, **options: Any) -> Any:
+def _check_plain_def(func: Callable[..., Any], decorator: str) -> None:
+    """Refuse ``async def`` and generator functions: handlers are plain ``def`` functions."""
+    if inspect.iscoroutinefunction(func):
+        what = "an async def function"
+    elif inspect.isasyncgenfunction(func):
+        what = "an async generator function"
+    elif inspect.isgeneratorfunction(func):
+        what = "a generator function"
+    else:
+        return
+    raise TypeError(
+        f"handler {getattr(func, '__qualname__', func)!r} (@restate.{decorator}) is {what}: restate_sync "
+        "handlers are plain def functions that return their result (each invocation runs on its own "
+        "greenlet and blocking ctx calls park it; no async/await or yield needed)"
+    )
+
+
+@overload
+def handler(fn: Callable[P, R], /) -> staticmethod[P, R]: ...
+@overload
+def handler(**options: Unpack[HandlerOptions]) -> Callable[[Callable[P, R]], staticmethod[P, R]]: ...
+def handler(fn: Any = None, /, **options: Any) -> Any:
     """Declare a handler: exclusive in a ``VirtualObject``, shared in a ``Workflow``.
 
     Options: ``name=``, ``input=`` / ``output=`` (a type or a serde object; default: the
@@ -343,12 +395,20 @@ def handler(fn: F | None = None, /, **options: Any) -> Any:
     return _decorate("handler", None, fn, options, sys._getframe(1))
 
 
-def shared(fn: F | None = None, /, **options: Any) -> Any:
+@overload
+def shared(fn: Callable[P, R], /) -> staticmethod[P, R]: ...
+@overload
+def shared(**options: Unpack[HandlerOptions]) -> Callable[[Callable[P, R]], staticmethod[P, R]]: ...
+def shared(fn: Any = None, /, **options: Any) -> Any:
     """Declare a shared (concurrent, read-only state) handler of a ``VirtualObject``/``Workflow``."""
     return _decorate("shared", HandlerKind.SHARED, fn, options, sys._getframe(1))
 
 
-def main(fn: F | None = None, /, **options: Any) -> Any:
+@overload
+def main(fn: Callable[P, R], /) -> staticmethod[P, R]: ...
+@overload
+def main(**options: Unpack[MainOptions]) -> Callable[[Callable[P, R]], staticmethod[P, R]]: ...
+def main(fn: Any = None, /, **options: Any) -> Any:
     """Declare the main handler of a ``Workflow`` (runs once per key).
 
     Takes the :func:`handler` options plus ``workflow_completion_retention=`` (how long Restate
@@ -456,6 +516,7 @@ def _resolve_io(definition: HandlerDefinition, cls: type) -> None:
     definition.input_serde = input_serde
     definition.output_serde = output_serde
     definition.input_required = definition.takes_input and _required(input_serde)
+    definition.empty_input = not definition.has_input
     definition.namespace = None
     definition.resolved = True
 
@@ -510,6 +571,7 @@ class _ServiceBase:
                     f"{owners[bound.name]} and {where}"
                 )
             _check_handler_options(cls.__name__, service_options, bound)
+            _check_context_annotation(cls, kind, bound)
             handlers[bound.name] = bound
             owners[bound.name] = where
         if kind is ServiceKind.WORKFLOW:
@@ -525,6 +587,11 @@ class _ServiceBase:
             options=service_options,
             cls=cls,
         )
+        for bound in handlers.values():
+            # a handler reference (MyService.my_handler) names its target; a function inherited
+            # by a subclass keeps naming the class that defined it first
+            if _TARGET not in vars(bound.fn):
+                setattr(bound.fn, _TARGET, (kind, cls.__restate_service__.name, bound))
 
 
 def _attribute_names(cls: type) -> list[str]:
@@ -570,6 +637,55 @@ def _check_handler_options(service: str, service_options: Options, definition: H
         raise TypeError(
             f"{where}: the service is ingress_private, so its handler cannot be ingress_private=False"
         )
+
+
+# The context class each handler kind receives (``restate_sync.context``), by name: a handler
+# annotated with another one of them is refused when its class is defined.
+_CONTEXT_FOR = {
+    (ServiceKind.SERVICE, None): "Context",
+    (ServiceKind.VIRTUAL_OBJECT, HandlerKind.EXCLUSIVE): "ObjectContext",
+    (ServiceKind.VIRTUAL_OBJECT, HandlerKind.SHARED): "ObjectSharedContext",
+    (ServiceKind.WORKFLOW, HandlerKind.WORKFLOW): "WorkflowContext",
+    (ServiceKind.WORKFLOW, HandlerKind.SHARED): "WorkflowSharedContext",
+}
+_HANDLER_KIND_NAMES = {
+    (ServiceKind.SERVICE, None): "a Service handler",
+    (
+        ServiceKind.VIRTUAL_OBJECT,
+        HandlerKind.EXCLUSIVE,
+    ): "an exclusive VirtualObject handler (@restate.handler)",
+    (ServiceKind.VIRTUAL_OBJECT, HandlerKind.SHARED): "a shared VirtualObject handler (@restate.shared)",
+    (ServiceKind.WORKFLOW, HandlerKind.WORKFLOW): "the Workflow's @restate.main handler",
+    (ServiceKind.WORKFLOW, HandlerKind.SHARED): "a shared Workflow handler",
+}
+
+
+def _check_context_annotation(cls: type, kind: ServiceKind, definition: HandlerDefinition) -> None:
+    """A context annotation must be the handler kind's context class (or the base ``Context``)."""
+    parameters, _ = _signature(definition.fn)
+    raw = getattr(definition.fn, "__annotations__", {}).get(parameters[0].name, _UNSET)
+    if raw is _UNSET:
+        return
+    localns = {**(definition.namespace or {}), **dict(vars(cls)), cls.__name__: cls}
+    try:
+        annotation = _annotation(definition, parameters[0].name, "context", localns)
+    except TypeError:
+        return  # not resolvable here; nothing to check
+    if getattr(annotation, "__module__", None) != "restate_sync.context":
+        return
+    given = getattr(annotation, "__name__", "")
+    expected = _CONTEXT_FOR[(kind, definition.kind)]
+    if given in _CONTEXT_FOR.values() and given not in (expected, "Context"):
+        raise TypeError(
+            f"handler {definition.fn.__qualname__} is {_HANDLER_KIND_NAMES[(kind, definition.kind)]}, "
+            f"so its context is restate.{expected}, not restate.{given}"
+        )
+
+
+def handler_target(fn: Any) -> tuple[ServiceKind, str, HandlerDefinition] | None:
+    """``(service kind, service name, handler)`` of a handler function of a service class, else None."""
+    target = getattr(fn, _TARGET, None)
+    return target if isinstance(target, tuple) else None
 
 
 class Service(_ServiceBase):

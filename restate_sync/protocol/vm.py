@@ -292,7 +292,7 @@ class VM:
             frames = self._decoder.feed(data)
             for message_type, _flags, payload in frames:
                 self._on_message(message_type, payload)
-                if self.phase is Phase.CLOSED:
+                if self.phase is Phase.CLOSED:  # type: ignore[comparison-overlap]  # _on_message may close
                     return
         except FramingError as exc:
             self._fail(ProtocolError(500, f"cannot decode the message stream: {exc}"))
@@ -696,8 +696,12 @@ class VM:
         code: int = 500,
         policy: RetryPolicy | None = None,
         attempt_duration_ms: int = 0,
+        next_retry_delay_ms: int | None = None,
     ) -> None:
-        """A run failed with a retryable error: retry it (ErrorMessage) or, exhausted, fail it."""
+        """A run failed with a retryable error: retry it (ErrorMessage) or, exhausted, fail it.
+
+        ``next_retry_delay_ms`` (the error's own "retry after") replaces the policy's delay.
+        """
         self._runs_executing.discard(handle)
         if self.phase is Phase.CLOSED:
             return
@@ -717,6 +721,7 @@ class VM:
                 related_command_index=info.command_index,
                 related_command_name=info.name,
                 related_command_type=m.RUN,
+                next_retry_delay_ms=next_retry_delay_ms,
             )
             return
         exhausted = (policy.max_attempts is not None and policy.max_attempts <= count) or (
@@ -732,7 +737,9 @@ class VM:
             related_command_index=info.command_index,
             related_command_name=info.name,
             related_command_type=m.RUN,
-            next_retry_delay_ms=policy.next_delay_ms(count),
+            next_retry_delay_ms=policy.next_delay_ms(count)
+            if next_retry_delay_ms is None
+            else next_retry_delay_ms,
         )
 
     # ------------------------------------------------------------------ syscalls: calls

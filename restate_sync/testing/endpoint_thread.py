@@ -43,6 +43,7 @@ class EndpointThread:
 
     def _run(self) -> None:
         import gevent
+        from gevent.event import Event
 
         from ..transport.h2server import H2Server
 
@@ -51,7 +52,7 @@ class EndpointThread:
             server.start()
             self.address = server.address[:2]
             hub = gevent.get_hub()
-            done = gevent.event.Event()
+            done = Event()
             self._stop_watcher = hub.loop.async_()
             self._stop_watcher.start(done.set)
         except BaseException as exc:

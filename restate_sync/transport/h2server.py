@@ -33,7 +33,7 @@ from __future__ import annotations
 import logging
 import socket
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 import gevent
 from gevent.event import Event
@@ -297,7 +297,7 @@ class ServerConnection:
         sock = self.sock
         try:
             sock.shutdown(socket.SHUT_WR)
-            with gevent.Timeout(_LINGER, False):
+            with gevent.Timeout(_LINGER, False):  # pyright: ignore[reportArgumentType]  # False: no exception
                 while sock.recv(_READ_SIZE):
                     pass
         except OSError:
@@ -349,7 +349,7 @@ class H2Server:
 
     @property
     def address(self) -> tuple[str, int]:
-        return self._server.address
+        return cast("tuple[str, int]", self._server.address)
 
     def start(self) -> None:
         self._server.start()

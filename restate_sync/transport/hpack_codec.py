@@ -467,7 +467,7 @@ for _index, (_name, _value) in enumerate(STATIC_TABLE, 1):
     _STATIC_NAME.setdefault(_name, _index)
     if _value:
         _STATIC_FULL.setdefault((_name, _value), _index)
-del _index, _name, _value
+del _index, _name, _value  # pyright: ignore[reportPossiblyUnboundVariable]
 
 
 def _integer(value: int, prefix_bits: int, first: int) -> bytes:

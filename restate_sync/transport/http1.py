@@ -299,7 +299,7 @@ class Http1Connection:
             return
         if self._peer_eof:
             return
-        with gevent.Timeout(_LINGER, False):
+        with gevent.Timeout(_LINGER, False):  # pyright: ignore[reportArgumentType]  # False: no exception
             while self._recv():
                 pass
 

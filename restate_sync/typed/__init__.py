@@ -55,7 +55,7 @@ from __future__ import annotations
 import dataclasses
 import enum
 from types import NoneType
-from typing import Any
+from typing import Any, cast
 
 from ..serde import Serde
 from .classify import is_msgspec_struct, is_pydantic, is_serde_object, is_typeddict, strip_top
@@ -87,10 +87,12 @@ def serde_for(tp: Any) -> Serde[Any]:
     serde class instead of an instance, unsupported ``dict`` key types, conflicting schema names).
     """
     if is_serde_object(tp):
-        return tp
-    tp, serde = strip_top(tp)
-    if serde is not None:
-        return serde
+        given: Serde[Any] = tp
+        return given
+    tp, annotated = strip_top(tp)
+    if annotated is not None:
+        found: Serde[Any] = annotated
+        return found
     if is_empty_type(tp):
         return EmptySerde()
     if tp is bytes or tp is bytearray:
@@ -116,7 +118,7 @@ def serde_for(tp: Any) -> Serde[Any]:
 def schema_for(tp: Any) -> Schema | None:
     """The JSON Schema :func:`serde_for` would publish for ``tp`` (``None``: no schema)."""
     schema_of = getattr(serde_for(tp), "json_schema", None)
-    return schema_of() if callable(schema_of) else None
+    return cast("Schema | None", schema_of()) if callable(schema_of) else None
 
 
 def _is_struct_class(tp: type) -> bool:

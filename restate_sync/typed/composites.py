@@ -41,13 +41,13 @@ def union_node(members: list[Node], args: tuple[Any, ...]) -> Node:
 
         return Node(load_optional, schema, desc, identity, dump)
 
-    loads = [member.load for member in members]
+    loads = [member.load for member in members if member.load is not None]
 
     def load_union(v: Any) -> Any:
         errors = []
         for load in loads:
             try:
-                return load(v)  # type: ignore[misc]
+                return load(v)
             except Invalid as exc:
                 errors.append(exc)
         deep = [exc for exc in errors if exc.path or exc.tail]
@@ -184,10 +184,12 @@ def tuple_node(items: list[Node]) -> Node:
     dump: Dumper | None = None
     if any(d is not None for d in dumps):
 
-        def dump(v: Any) -> Any:
+        def dump_tuple(v: Any) -> Any:
             if type(v) is not tuple and type(v) is not list:
                 return v
             return [x if d is None else d(x) for d, x in zip(dumps, v, strict=False)]
+
+        dump = dump_tuple
 
     return Node(load, schema, "tuple", dump=dump)
 

@@ -39,7 +39,8 @@ def _class_encoder(cls: type) -> Callable[[Any], Any]:
         return _pydantic_dump
     msgspec = sys.modules.get("msgspec")
     if msgspec is not None and issubclass(cls, msgspec.Struct):
-        return msgspec.to_builtins
+        to_builtins: Callable[[Any], Any] = msgspec.to_builtins
+        return to_builtins
     if dataclasses.is_dataclass(cls):
         names = tuple(f.name for f in dataclasses.fields(cls))
 

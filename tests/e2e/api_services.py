@@ -133,7 +133,7 @@ class Caller(restate.Service):
 
     @restate.handler
     def headers(ctx: restate.Context) -> dict[str, str]:
-        return ctx.service_call(Introspect, "headers", headers={"x-forwarded": "yes"}).result()
+        return ctx.object_call(Introspect, "headers", "k", headers={"x-forwarded": "yes"}).result()
 
     @restate.handler
     def raw(ctx: restate.Context, data: str) -> str:

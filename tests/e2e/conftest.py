@@ -13,7 +13,7 @@ import pytest
 
 import restate_sync.testing
 
-from . import api_services, services
+from . import api_services, api_trust_services, services
 
 
 @pytest.fixture(scope="session")
@@ -24,7 +24,7 @@ def always_suspend(request: pytest.FixtureRequest) -> bool:
 @pytest.fixture(scope="session")
 def env(always_suspend: bool) -> Iterator[restate_sync.testing.TestEnvironment]:
     with restate_sync.testing.start(
-        *services.ALL, *api_services.ALL, always_suspend=always_suspend
+        *services.ALL, *api_services.ALL, *api_trust_services.ALL, always_suspend=always_suspend
     ) as environment:
         yield environment
 

@@ -191,7 +191,9 @@ def test_typed_example_schemas(env):
     assert greeter["maybe"]["input_json_schema"] == {"anyOf": [{"type": "string"}, {"type": "null"}]}
     assert greeter["shout"]["input_description"] == "application/octet-stream"
     assert "input_json_schema" not in greeter["shout"]
-    assert greeter["ping"]["input_description"] == "none" and greeter["ping"]["output_description"] == "none"
+    # no input: an optional JSON body (empty or null)
+    assert greeter["ping"]["input_description"] == "application/json"
+    assert greeter["ping"]["output_description"] == "none"
 
     desk = {h["name"]: h for h in env.admin.service("OrderDesk")["handlers"]}
     order_schema = desk["place"]["input_json_schema"]

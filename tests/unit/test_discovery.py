@@ -116,7 +116,12 @@ def test_inputs_and_outputs():
     }
     assert handlers["maybe"]["input"]["required"] is False
     assert handlers["maybe"]["output"]["jsonSchema"]["title"] == "Greeting"
-    assert handlers["ping"] == {"name": "ping", "input": {}, "output": {"setContentTypeIfEmpty": False}}
+    # no input: an optional JSON body (empty or null), as the Ruby SDK advertises it
+    assert handlers["ping"] == {
+        "name": "ping",
+        "input": {"required": False, "contentType": "application/json"},
+        "output": {"setContentTypeIfEmpty": False},
+    }
     assert handlers["untyped"]["input"] == {"required": False, "contentType": "application/json"}
     assert handlers["untyped"]["output"] == {
         "setContentTypeIfEmpty": False,
@@ -138,7 +143,7 @@ def test_options_are_written_as_declared_and_unset_ones_omitted():
             {
                 "name": "h",
                 "ty": "EXCLUSIVE",
-                "input": {},
+                "input": {"required": False, "contentType": "application/json"},
                 "output": {"setContentTypeIfEmpty": False},
                 "abortTimeout": 1500,
                 "ingressPrivate": True,

@@ -650,3 +650,169 @@ def test_json_serde_is_public_and_plain():
     assert isinstance(restate.JsonSerde(), JsonSerde)
     assert restate.serde_for(Request).deserialize(b'{"name":"x"}') == Request("x")
     assert restate.schema_for(int) == {"type": "integer"}
+
+
+# ---------------------------------------------------------------- plain def handlers, context kinds
+
+
+@pytest.mark.parametrize(
+    ("source", "what"),
+    [
+        ("async def h(ctx):\n    return 1", "an async def function"),
+        ("def h(ctx):\n    yield 1", "a generator function"),
+        ("async def h(ctx):\n    yield 1", "an async generator function"),
+    ],
+)
+def test_async_and_generator_handlers_are_refused_at_definition(source, what):
+    namespace: dict[str, Any] = {}
+    exec(source, namespace)
+    with pytest.raises(TypeError) as info:
+        restate.handler(namespace["h"])
+    message = str(info.value)
+    assert what in message and "'h'" in message and "plain def functions" in message
+
+
+def test_an_async_handler_in_a_class_names_the_handler():
+    with pytest.raises(TypeError, match=r"Broken.greet' \(@restate.handler\) is an async def function"):
+
+        class Broken(restate.Service):
+            @restate.handler
+            async def greet(ctx: restate.Context, name: str) -> str:
+                return name
+
+
+@pytest.mark.parametrize(
+    ("base", "decorator", "annotation", "expected"),
+    [
+        (restate.VirtualObject, restate.handler, restate.ObjectSharedContext, "ObjectContext"),
+        (restate.VirtualObject, restate.shared, restate.ObjectContext, "ObjectSharedContext"),
+        (restate.VirtualObject, restate.handler, restate.WorkflowContext, "ObjectContext"),
+        (restate.Workflow, restate.main, restate.WorkflowSharedContext, "WorkflowContext"),
+        (restate.Workflow, restate.handler, restate.WorkflowContext, "WorkflowSharedContext"),
+        (restate.Service, restate.handler, restate.ObjectContext, "Context"),
+    ],
+)
+def test_a_context_annotation_contradicting_the_handler_kind_is_refused(
+    base, decorator, annotation, expected
+):
+    def h(ctx: Any) -> None:
+        return None
+
+    h.__annotations__["ctx"] = annotation
+    with pytest.raises(TypeError) as info:
+        type("Contradicting", (base,), {"h": decorator(h)})
+    assert f"its context is restate.{expected}, not restate.{annotation.__name__}" in str(info.value)
+
+
+def test_the_base_context_and_the_exact_context_are_accepted():
+    class Fine(restate.VirtualObject):
+        @restate.handler
+        def exclusive(ctx: restate.ObjectContext) -> None:
+            return None
+
+        @restate.shared
+        def any_kind(ctx: restate.Context) -> None:
+            return None
+
+    assert set(Fine.__restate_service__.handlers) == {"exclusive", "any_kind"}
+
+
+def test_handler_references_name_their_service():
+    from restate_sync.service import handler_target
+
+    class Target(restate.VirtualObject, name="TargetObject"):
+        @restate.handler(name="addIt")
+        def add(ctx: restate.ObjectContext, n: int) -> int:
+            return n
+
+    class Derived(Target, name="Derived"):
+        pass
+
+    kind, service, definition = handler_target(Target.add) or (None, None, None)
+    assert (kind, service, definition.name if definition else None) == (
+        ServiceKind.VIRTUAL_OBJECT,
+        "TargetObject",
+        "addIt",
+    )
+    assert handler_target(Derived.add)[1] == "TargetObject"  # a subclass's copy keeps its first owner
+    assert handler_target(lambda ctx: None) is None
+    assert Target.add(None, 3) == 3  # type: ignore[arg-type]  # the decorator keeps the function
+
+
+# ---------------------------------------------------------------- one vocabulary: durations, retry policies
+
+
+@pytest.mark.parametrize("value", [-1, float("inf"), float("nan"), True, "5", timedelta(seconds=-1)])
+def test_every_duration_is_validated_the_same_way(value):
+    from restate_sync.durations import to_millis
+
+    with pytest.raises((TypeError, ValueError)):
+        to_millis(value, "d")
+    with pytest.raises((TypeError, ValueError)):
+        restate.RunRetryPolicy(initial_interval=value)
+    with pytest.raises((TypeError, ValueError)):
+        InvocationRetryPolicy(max_interval=value)
+    with pytest.raises((TypeError, ValueError)):
+        restate.RetryableError("x", retry_after=value)
+
+
+def test_run_and_invocation_retry_policies_share_field_names_and_validate_at_construction():
+    import dataclasses
+
+    run_fields = {f.name for f in dataclasses.fields(restate.RunRetryPolicy)}
+    invocation_fields = {f.name for f in dataclasses.fields(InvocationRetryPolicy)}
+    assert {"initial_interval", "max_interval", "max_attempts", "exponentiation_factor"} <= (
+        run_fields & invocation_fields
+    )
+    policy = restate.RunRetryPolicy(
+        initial_interval=timedelta(milliseconds=250), max_interval=2, max_attempts=3
+    )
+    assert policy.to_vm().initial_interval_ms == 250 and policy.to_vm().max_interval_ms == 2000
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        policy.max_attempts = 4  # type: ignore[misc]
+    for bad in ({"max_attempts": 0}, {"exponentiation_factor": 0}, {"exponentiation_factor": float("inf")}):
+        with pytest.raises(ValueError):
+            restate.RunRetryPolicy(**bad)
+        with pytest.raises(ValueError):
+            InvocationRetryPolicy(**bad)
+    assert restate.RetryableError("busy", retry_after=timedelta(seconds=1.5)).retry_after_ms == 1500
+
+
+# ---------------------------------------------------------------- the serdes of values (type=, return annotations)
+
+
+def test_value_serdes_from_types_and_return_annotations():
+    from restate_sync import values
+
+    assert values.serde_of(Request, "w") is values.serde_of(Request, "w")  # compiled once
+    assert values.serde_of(Request, "w").deserialize(b'{"name": "x"}') == Request("x")
+    assert values.ANY.serialize(Request("x", 2)) == b'{"name":"x","count":2}'
+
+    def annotated() -> Request:
+        return Request("a")
+
+    def stringly() -> Response:  # postponed: a string annotation, resolved in the module
+        return Response("b")
+
+    assert values.return_serde(annotated, "w").deserialize(b'{"name": "a"}') == Request("a")
+    assert values.return_serde(stringly, "w").deserialize(b'{"text": "b"}') == Response("b")
+    assert values.return_serde(lambda: 1, "w") is values.STRICT
+    with pytest.raises(SerdeError):
+        values.STRICT.serialize(Request("a"))  # no declared type: a struct is not silently a dict
+
+    def unresolvable() -> Missing:  # type: ignore[name-defined]  # noqa: F821
+        raise AssertionError
+
+    with pytest.raises(restate.MisuseError, match=r"cannot resolve the return annotation .*Missing"):
+        values.return_serde(unresolvable, "ctx.run('x')")
+
+
+def test_misuse_errors_are_terminal_and_keep_their_builtin_kinds():
+    from restate_sync.errors import ContextUsageError, UnavailableOperationError
+
+    assert issubclass(ContextUsageError, restate.TerminalError) and issubclass(
+        ContextUsageError, RuntimeError
+    )
+    assert issubclass(UnavailableOperationError, restate.TerminalError)
+    assert issubclass(UnavailableOperationError, AttributeError)
+    assert not issubclass(restate.RetryableError, restate.TerminalError)
