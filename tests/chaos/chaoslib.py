@@ -70,9 +70,9 @@ class ChaosConfig:
     name: str
     nodes: int = 1
     invocations: int = 200
-    keys: int = 10
+    keys: int = 50
     steps: int = 4
-    step_delay: float = 0.08
+    step_delay: float = 0.3
     workers: int = 2
     faults: tuple[Fault, ...] = ()
     deadline: float = 300.0
@@ -484,6 +484,5 @@ SHORT_SINGLE_NODE = ChaosConfig(
 SHORT_THREE_NODES = ChaosConfig(
     name="three nodes",
     nodes=3,
-    step_delay=0.1,
     faults=(Fault("sdk", 0.15), Fault("node:1", 0.35), Fault("node:2", 0.6)),
 )
