@@ -36,7 +36,7 @@ def chaos_scale(request: pytest.FixtureRequest) -> int:
 
 
 @pytest.fixture
-def chaos_run(tmp_path: Path) -> Any:
+def chaos_run() -> Any:
     """Record each report for the summary and the JSON file."""
     return _reports.append
 
