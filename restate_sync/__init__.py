@@ -22,6 +22,8 @@ from .context import (
 from .endpoint import Endpoint, endpoint
 from .errors import MisuseError, RetryableError, TerminalError, TimeoutError
 from .futures import DurableCallFuture, DurableFuture, SendHandle, all, all_settled, any, race
+from .logs import getLogger
+from .middleware import Middleware
 from .retry import InvocationRetryPolicy, RunRetryPolicy
 from .serde import BytesSerde, JsonSerde, Serde, SerdeError
 from .service import Service, VirtualObject, Workflow, handler, main, shared
@@ -36,6 +38,7 @@ __all__ = [
     "Endpoint",
     "InvocationRetryPolicy",
     "JsonSerde",
+    "Middleware",
     "MisuseError",
     "ObjectContext",
     "ObjectSharedContext",
@@ -62,6 +65,7 @@ __all__ = [
     "current_shared_workflow_context",
     "current_workflow_context",
     "endpoint",
+    "getLogger",
     "handler",
     "main",
     "race",

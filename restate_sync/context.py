@@ -58,6 +58,7 @@ from .futures import (
     void_to_none,
     wait_any,
 )
+from .logs import ReplayAwareLogger, context_logger
 from .protocol.vm import VOID, Failure, InvocationInput, RetryPolicy
 from .retry import RunRetryPolicy
 from .serde import Serde
@@ -257,6 +258,14 @@ class Context(Protocol):
     @property
     def invocation_id(self) -> str:
         return self._request.id
+
+    @property
+    def logger(self) -> ReplayAwareLogger:
+        """A logger (the handler module's) whose records are dropped while the handler replays.
+
+        Records carry the ``restate_*`` attributes of :mod:`restate_sync.logs`.
+        """
+        return context_logger(self._driver)
 
     def random(self) -> _rnd.Random:
         """A deterministic PRNG seeded by the invocation; the same sequence on every replay."""

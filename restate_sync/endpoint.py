@@ -23,6 +23,7 @@ from .context import Context, context_factory
 from .discovery import MANIFEST_CONTENT_TYPE, ManifestError, build_manifest, negotiate_manifest_version
 from .exchange import SERVER_HEADER, Exchange
 from .invocation import Attempt
+from .middleware import Middleware, MiddlewareChain
 from .protocol.vm import MAX_PROTOCOL_VERSION, MIN_PROTOCOL_VERSION, VM
 from .service import HandlerDefinition, ServiceDefinition, service_definition
 
@@ -47,6 +48,7 @@ class Endpoint:
         self._protocol_mode: str | None = None
         self._identity_keys: list[str] = []
         self._verifier: Any = None
+        self._middleware: MiddlewareChain | None = None
 
     # ------------------------------------------------------------------ configuration
 
@@ -79,6 +81,21 @@ class Endpoint:
     @property
     def identity_keys(self) -> list[str]:
         return list(self._identity_keys)
+
+    def use(self, *middleware: Middleware) -> Endpoint:
+        """Run ``middleware`` around every attempt, run block and outgoing call of this endpoint.
+
+        Call order: the first registered is the outermost layer (see :mod:`restate_sync.middleware`).
+        May be called several times; later middleware nests inside earlier middleware.
+        """
+        existing = self._middleware.middleware if self._middleware is not None else ()
+        self._middleware = MiddlewareChain([*existing, *middleware])
+        return self
+
+    @property
+    def middleware(self) -> tuple[Middleware, ...]:
+        """The middleware registered with :meth:`use`, outermost first."""
+        return self._middleware.middleware if self._middleware is not None else ()
 
     def streaming_protocol(self) -> Endpoint:
         """Always announce bidirectional streaming (the HTTP/2 default)."""
@@ -185,14 +202,20 @@ class Endpoint:
             self._plain(exchange, 404, f"unknown {what}; known services: {', '.join(sorted(self._services))}")
             return
         exchange.respond(200, [("content-type", content_type), SERVER_HEADER])
-        attempt = Attempt(
-            service,
-            handler,
-            VM(version),
-            exchange.inbox,
-            exchange,
-            context_factory=_context_class(service, handler),
-        )
+        chain = self._middleware
+        if chain is None:
+            attempt = Attempt(
+                service,
+                handler,
+                VM(version),
+                exchange.inbox,
+                exchange,
+                context_factory=_context_class(service, handler),
+            )
+        else:
+            attempt = chain.attempt(
+                service, handler, version, exchange, context_factory=_context_class(service, handler)
+            )
         attempt.run()
 
 

@@ -50,14 +50,22 @@ DISCONNECTED: Final = _Signal("DISCONNECTED")
 
 
 class Inbox:
-    """Single-consumer queue the handler greenlet blocks on; any greenlet of the same hub may put."""
+    """Single-consumer queue the handler greenlet blocks on; any greenlet of the same hub may put.
 
-    __slots__ = ("_hub", "_items", "_waiter", "on_disconnect")
+    ``on_take``, if given, is called with the size of every ``bytes`` item as the consumer takes
+    it (from :meth:`get` or :meth:`get_nowait`): that is how a transport learns how much of the
+    request body was *consumed*, not merely queued, and gives flow-control credit back only for
+    that. :meth:`discard` drops what is left when the consumer is done and says how much it was.
+    """
 
-    def __init__(self) -> None:
+    __slots__ = ("_hub", "_items", "_waiter", "on_disconnect", "on_take")
+
+    def __init__(self, on_take: Callable[[int], None] | None = None) -> None:
         self._items: deque[Any] = deque()
         self._waiter: Waiter | None = None
         self._hub = gevent.get_hub()
+        #: called with the size of every bytes item taken (None: nobody wants to know)
+        self.on_take = on_take
         #: called (on the hub) when DISCONNECTED is put, for consumers busy elsewhere
         self.on_disconnect: Callable[[], None] | None = None
 
@@ -77,7 +85,10 @@ class Inbox:
     def get(self, timeout: float | None = None) -> Any:
         """Next item; blocks the calling greenlet. Returns ``None`` on timeout."""
         if self._items:
-            return self._items.popleft()
+            item = self._items.popleft()
+            if self.on_take is not None and item.__class__ is bytes:
+                self.on_take(len(item))
+            return item
         waiter = Waiter()
         self._waiter = waiter
         if timeout is None:
@@ -90,10 +101,28 @@ class Inbox:
             finally:
                 timer.close()
         self._waiter = None
-        return self._items.popleft() if self._items else None
+        if not self._items:
+            return None
+        item = self._items.popleft()
+        if self.on_take is not None and item.__class__ is bytes:
+            self.on_take(len(item))
+        return item
 
     def get_nowait(self) -> Any:
-        return self._items.popleft() if self._items else None
+        if not self._items:
+            return None
+        item = self._items.popleft()
+        if self.on_take is not None and item.__class__ is bytes:
+            self.on_take(len(item))
+        return item
+
+    def discard(self) -> int:
+        """Drop every queued item; returns the octets of the ``bytes`` items among them."""
+        if not self._items:
+            return 0
+        dropped = sum(len(item) for item in self._items if item.__class__ is bytes)
+        self._items.clear()
+        return dropped
 
 
 class Exchange(Protocol):

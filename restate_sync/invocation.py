@@ -21,6 +21,7 @@ from gevent.event import Event
 from gevent.threadpool import ThreadPool
 from greenlet import getcurrent
 
+from ._current import attempt as _current_attempt
 from ._current import current as _current_context
 from .errors import (
     ContextUsageError,
@@ -31,7 +32,7 @@ from .errors import (
     TerminalError,
 )
 from .exchange import DISCONNECTED, EOF, Inbox
-from .protocol.vm import VM, Failure, FutureTree, Progress, RetryPolicy
+from .protocol.vm import VM, Failure, FutureTree, InvocationInput, Progress, RetryPolicy
 
 if TYPE_CHECKING:
     from .service import HandlerDefinition, ServiceDefinition
@@ -300,6 +301,7 @@ class Attempt:
         """Drive the whole attempt. Runs on the handler greenlet."""
         self.greenlet = getcurrent()
         vm = self.vm
+        attempt_token = _current_attempt.set(self)
         try:
             while not vm.is_ready and not vm.is_closed:
                 self._pump()
@@ -318,6 +320,7 @@ class Attempt:
             # freed by reference counting, not left to the cycle collector
             self._tracked.clear()
             self._run_specs.clear()
+            _current_attempt.reset(attempt_token)
 
     def _invoke_handler(self) -> None:
         vm = self.vm
@@ -329,22 +332,7 @@ class Attempt:
             ctx = self._context_factory(self)
             token = _current_context.set(ctx)
             try:
-                if handler.empty_input and not _is_empty_input(invocation.input):
-                    raise TerminalError(
-                        f"{self.service.name}/{handler.name} takes no input; send an empty body or JSON null",
-                        status_code=400,
-                    )
-                if handler.takes_input:
-                    try:
-                        argument = handler.input_serde.deserialize(invocation.input)
-                    except Exception as exc:
-                        raise TerminalError(
-                            f"cannot decode the input of {self.service.name}/{handler.name}: {exc}",
-                            status_code=400,
-                        ) from exc
-                    result = handler.fn(ctx, argument)
-                else:
-                    result = handler.fn(ctx)
+                result = self.call_handler(ctx, invocation)
                 if self._tracked:
                     self._warn_unawaited()
                 try:
@@ -382,6 +370,25 @@ class Attempt:
                 stacktrace=_stacktrace(exc),
                 next_retry_delay_ms=exc.retry_after_ms if isinstance(exc, RetryableError) else None,
             )
+
+    def call_handler(self, ctx: Any, invocation: InvocationInput) -> Any:
+        """Decode the input and call the handler; what inbound middleware wraps (``middleware.py``)."""
+        handler = self.handler
+        if handler.empty_input and not _is_empty_input(invocation.input):
+            raise TerminalError(
+                f"{self.service.name}/{handler.name} takes no input; send an empty body or JSON null",
+                status_code=400,
+            )
+        if handler.takes_input:
+            try:
+                argument = handler.input_serde.deserialize(invocation.input)
+            except Exception as exc:
+                raise TerminalError(
+                    f"cannot decode the input of {self.service.name}/{handler.name}: {exc}",
+                    status_code=400,
+                ) from exc
+            return handler.fn(ctx, argument)
+        return handler.fn(ctx)
 
     def _end_with_terminal_error(self, error: TerminalError) -> None:
         try:

@@ -1,12 +1,17 @@
-"""Suite-wide options, and the check that no test leaves a process behind (tests/leftovers.py)."""
+"""Suite-wide options, and the check that no test leaves a process behind (tests/leftovers.py).
+
+``--always-suspend`` also switches restate-sync's pytest plugin (``--restate-always-suspend``), which
+the tests that use its fixtures follow.
+"""
 
 from __future__ import annotations
 
 import pytest
 
-from .leftovers import pytest_configure, pytest_sessionfinish
+from . import leftovers
+from .leftovers import pytest_sessionfinish
 
-__all__ = ["pytest_configure", "pytest_sessionfinish"]
+__all__ = ["pytest_sessionfinish"]
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -17,6 +22,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="run the end-to-end tests with restate-server's inactivity timeout at 0s, so every "
         "blocking await suspends and the invocation resumes by replay",
     )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    leftovers.pytest_configure(config)
+    if config.getoption("--always-suspend") and hasattr(config.option, "restate_always_suspend"):
+        config.option.restate_always_suspend = True
 
 
 def pytest_report_header(config: pytest.Config) -> str:

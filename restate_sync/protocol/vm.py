@@ -399,6 +399,10 @@ class VM:
     def is_replaying(self) -> bool:
         return self.phase is Phase.REPLAYING
 
+    def next_replayed_command(self) -> Any | None:
+        """While replaying, the journaled command the next command-writing syscall is compared with."""
+        return self._replay[0][1] if self.phase is Phase.REPLAYING and self._replay else None
+
     @property
     def failure(self) -> ProtocolError | None:
         """The protocol error that closed the VM, if any."""

@@ -44,7 +44,7 @@ from typing import Any
 from . import h2frames as f
 from .h2flow import ReceiveWindow, SendWindow
 from .h2limits import DEFAULT_LIMITS, H2Limits
-from .h2state import RECEIVING, SENDING, H2ProtocolError, StreamInput, StreamState, transition
+from .h2state import RECEIVING, SENDING, TRANSITIONS, H2ProtocolError, StreamInput, StreamState, transition
 from .hpack_codec import TABLE_SIZE_ZERO, Decoder, HeaderListTooLargeError, HPACKDecodingError, encode_headers
 
 __all__ = [
@@ -70,19 +70,24 @@ _window_update = f.window_update_frame
 _OPEN = StreamState.OPEN
 _HALF_CLOSED_REMOTE = StreamState.HALF_CLOSED_REMOTE
 _CLOSED = StreamState.CLOSED
+_RECV_END_STREAM = StreamInput.RECV_END_STREAM
+_SEND_END_STREAM = StreamInput.SEND_END_STREAM
+# transition() without the call, for the per-frame paths (the same table, TRANSITIONS)
+_next = TRANSITIONS.get
 _PREFACE_SIZE = len(f.PREFACE)
 
 
 class Stream:
     """The protocol state of one stream; :attr:`user` is the I/O layer's (its exchange)."""
 
-    __slots__ = ("inbound", "outbound", "state", "stream_id", "user")
+    __slots__ = ("inbound", "outbound", "responded", "state", "stream_id", "user")
 
     def __init__(self, stream_id: int, state: StreamState, send_window: int, receive_window: int) -> None:
         self.stream_id = stream_id
         self.state = state
         self.outbound = SendWindow(send_window)
         self.inbound = ReceiveWindow(receive_window)
+        self.responded = False  # response headers queued (a reset before that is premature)
         self.user: Any = None
 
     def __repr__(self) -> str:
@@ -198,13 +203,15 @@ def response_header_block(status: int, headers: list[tuple[str, str]], content_l
 class _HeaderBlock:
     """A header block in progress (HEADERS without END_HEADERS, then CONTINUATION frames)."""
 
-    __slots__ = ("end_stream", "fragments", "size", "stream_id")
+    __slots__ = ("continuations", "end_stream", "error", "fragments", "size", "stream_id")
 
-    def __init__(self, stream_id: int, fragment: bytes, end_stream: bool) -> None:
+    def __init__(self, stream_id: int, fragment: bytes, end_stream: bool, error: int) -> None:
         self.stream_id = stream_id
         self.fragments = [fragment]
         self.size = len(fragment)
         self.end_stream = end_stream
+        self.error = error  # a stream error the block's HEADERS frame already implies (0: none)
+        self.continuations = 0
 
 
 # ------------------------------------------------------------------------------------ connection
@@ -218,6 +225,8 @@ class H2Connection:
         self.streams: dict[int, Stream] = {}
         #: frames to send, in order; the I/O layer takes them with data_to_send()
         self.out: list[Any] = []
+        #: octets in :attr:`out`
+        self.out_size = 0
         self.outbound = SendWindow(f.DEFAULT_WINDOW)
         self.inbound = ReceiveWindow(limits.connection_window)
         self.peer_initial_window = f.DEFAULT_WINDOW
@@ -225,21 +234,33 @@ class H2Connection:
         self.last_stream_id = 0
         #: no more input is accepted (a connection error, or close())
         self.closed = False
-        self._reset_ids: dict[int, None] = {}
+        # ids of streams we reset -> whether the peer had opened them (then late trailers are fine)
+        self._reset_ids: dict[int, bool] = {}
         self._decoder = Decoder(max_header_list_size=limits.max_header_list_size)
         self._table_size_update = False  # the peer lowered SETTINGS_HEADER_TABLE_SIZE
         self._pending = b""  # received bytes that do not make a whole frame yet
         self._preface_seen = False
         self._settings_seen = False
         self._header_block: _HeaderBlock | None = None
+        self._premature_resets = 0  # streams reset by the peer before a response, net of completed ones
         self._events: list[Event] = []
+
+    @property
+    def settings_received(self) -> bool:
+        """The client preface and its first SETTINGS frame arrived."""
+        return self._settings_seen
+
+    @property
+    def header_block(self) -> object | None:
+        """The request header block in progress (an opaque token, the same until it completes)."""
+        return self._header_block
 
     # ------------------------------------------------------------------ output
 
     def initiate(self) -> None:
         """Queue the server's connection preface: our SETTINGS and the connection window raise."""
         limits = self.limits
-        self.out.append(
+        self._queue(
             f.settings_frame(
                 [
                     (f.SETTINGS_MAX_CONCURRENT_STREAMS, limits.max_concurrent_streams),
@@ -249,7 +270,11 @@ class H2Connection:
             )
         )
         if limits.connection_window > f.DEFAULT_WINDOW:
-            self.out.append(_window_update(0, limits.connection_window - f.DEFAULT_WINDOW))
+            self._queue(_window_update(0, limits.connection_window - f.DEFAULT_WINDOW))
+
+    def _queue(self, frame: bytes) -> None:
+        self.out.append(frame)
+        self.out_size += len(frame)
 
     def data_to_send(self) -> bytes:
         """Everything queued so far, as one buffer (and the queue emptied)."""
@@ -257,6 +282,7 @@ class H2Connection:
         if not out:
             return b""
         self.out = []
+        self.out_size = 0
         return out[0] if len(out) == 1 and isinstance(out[0], bytes) else b"".join(out)
 
     def send_headers(self, stream: Stream, block: bytes, end_stream: bool) -> None:
@@ -268,7 +294,9 @@ class H2Connection:
             block = TABLE_SIZE_ZERO + block
         flags = f.END_STREAM if end_stream else 0
         stream_id = stream.stream_id
+        stream.responded = True
         max_frame = self.peer_max_frame_size
+        self.out_size += 9 * (1 + len(block) // max_frame) + len(block)
         if len(block) <= max_frame:
             self.out.append(_frame_header(len(block), f.HEADERS, flags | f.END_HEADERS, stream_id) + block)
         else:  # HEADERS + CONTINUATION frames, contiguous
@@ -285,12 +313,15 @@ class H2Connection:
         if end_stream:
             self._local_end(stream)
 
-    def send_data(self, stream: Stream, data: bytes, end_stream: bool, pos: int = 0) -> int:
-        """Queue ``data[pos:]`` as far as the flow-control windows allow; returns the position reached.
+    def send_data(
+        self, stream: Stream, data: bytes, end_stream: bool, pos: int = 0, budget: int = f.MAX_WINDOW
+    ) -> int:
+        """Queue ``data[pos:]`` as far as the flow-control windows and ``budget`` octets allow.
 
-        ``len(data)`` means done (END_STREAM sent if asked for), or dropped because the stream
-        can no longer send; less means the windows are exhausted: call again with that
-        position after a :class:`WindowUpdated`.
+        Returns the position reached: ``len(data)`` means done (END_STREAM sent if asked for),
+        or dropped because the stream can no longer send; less means the windows (or the
+        budget) are exhausted: call again with that position after a :class:`WindowUpdated`
+        (or once there is room).
         """
         total = len(data)
         if stream.state not in SENDING:
@@ -299,15 +330,19 @@ class H2Connection:
         if not remaining:
             if end_stream:  # an empty DATA frame needs no window
                 self.out.append(_pack_header(0, 0, f.DATA, f.END_STREAM, stream.stream_id))
+                self.out_size += 9
                 self._local_end(stream)
             return total
         window = stream.outbound.available
         connection_window = self.outbound.available
         if connection_window < window:
             window = connection_window
+        if budget < window:
+            window = budget
         if window <= 0:
             return pos
         size = window if window < remaining else remaining
+        self.out_size += size + 9 * (1 + size // self.peer_max_frame_size)
         stream.outbound.available -= size
         self.outbound.available -= size
         stream_id = stream.stream_id
@@ -339,29 +374,31 @@ class H2Connection:
         if self.closed:
             return
         self.closed = True
-        self.out.append(f.goaway_frame(self.last_stream_id, code, message.encode("utf-8", "replace")[:256]))
+        self._queue(f.goaway_frame(self.last_stream_id, code, message.encode("utf-8", "replace")[:256]))
 
     def acknowledge_received_data(self, stream: Stream, octets: int) -> None:
         """The application consumed ``octets`` of ``stream``'s body: give the credit back (batched)."""
         increment = self.inbound.consume(octets)
         if increment:
-            self.out.append(_window_update(0, increment))
+            self._queue(_window_update(0, increment))
         if stream.state in RECEIVING:  # no use giving a finished request more window
             increment = stream.inbound.consume(octets)
             if increment:
-                self.out.append(_window_update(stream.stream_id, increment))
+                self._queue(_window_update(stream.stream_id, increment))
 
     def _local_end(self, stream: Stream) -> None:
-        state = transition(stream.state, StreamInput.SEND_END_STREAM)
+        state = _next((stream.state, _SEND_END_STREAM))
         assert state is not None, stream
         stream.state = state
         if state is _CLOSED:
             self.streams.pop(stream.stream_id, None)
+            if self._premature_resets:  # a stream served to the end makes up for a premature reset
+                self._premature_resets -= 1
 
-    def _send_reset(self, stream_id: int, code: int) -> None:
-        self.out.append(f.rst_stream_frame(stream_id, code))
+    def _send_reset(self, stream_id: int, code: int, opened: bool = True) -> None:
+        self._queue(f.rst_stream_frame(stream_id, code))
         reset_ids = self._reset_ids
-        reset_ids[stream_id] = None
+        reset_ids[stream_id] = opened
         if len(reset_ids) > self.limits.reset_memory:
             del reset_ids[next(iter(reset_ids))]
 
@@ -379,7 +416,7 @@ class H2Connection:
         """Give back connection credit for octets no application will consume."""
         increment = self.inbound.consume(octets)
         if increment:
-            self.out.append(_window_update(0, increment))
+            self._queue(_window_update(0, increment))
 
     # ------------------------------------------------------------------ input
 
@@ -471,7 +508,7 @@ class H2Connection:
         if not stream_id:
             raise self._error(f.PROTOCOL_ERROR, f.DATA, 0, "DATA on stream 0")
         length = stop - start  # the whole payload counts against the windows, padding included
-        if not self.inbound.receive(length):
+        if length and not self.inbound.receive(length):
             raise self._error(f.FLOW_CONTROL_ERROR, f.DATA, 0, "DATA beyond the connection window")
         if flags & f.PADDED:
             if not length:
@@ -489,21 +526,22 @@ class H2Connection:
                 raise self._error(f.PROTOCOL_ERROR, f.DATA, stream_id, f"DATA on idle stream {stream_id}")
             self._credit_connection(length)
             if stream_id not in self._reset_ids:
-                self._send_reset(stream_id, f.STREAM_CLOSED)
+                self._send_reset(stream_id, f.STREAM_CLOSED, opened=False)
             return
         if stream.state not in RECEIVING:
             self._credit_connection(length)
             self._stream_error(stream, f.STREAM_CLOSED)
             return
-        if not stream.inbound.receive(length):
-            self._credit_connection(length)
-            self._stream_error(stream, f.FLOW_CONTROL_ERROR)
-            return
-        if stop - start < length:  # padding is never delivered: its credit comes back now
-            self.acknowledge_received_data(stream, length - (stop - start))
+        if length:
+            if not stream.inbound.receive(length):
+                self._credit_connection(length)
+                self._stream_error(stream, f.FLOW_CONTROL_ERROR)
+                return
+            if stop - start < length:  # padding is never delivered: its credit comes back now
+                self.acknowledge_received_data(stream, length - (stop - start))
         end_stream = flags & f.END_STREAM
         if end_stream:
-            state = transition(stream.state, StreamInput.RECV_END_STREAM)
+            state = _next((stream.state, _RECV_END_STREAM))
             assert state is not None
             stream.state = state
             if state is _CLOSED:
@@ -528,18 +566,21 @@ class H2Connection:
                     f.PROTOCOL_ERROR, f.HEADERS, stream_id, "HEADERS padding exceeds the payload"
                 )
             stop -= pad
+        error = 0
         if flags & f.PRIORITY_FLAG:  # stream dependency and weight: ignored (RFC 9113 §5.3.2)
             if stop - start < 5:
                 raise self._error(
                     f.FRAME_SIZE_ERROR, f.HEADERS, stream_id, "HEADERS too short for its priority fields"
                 )
+            if _unpack_u32(data, start)[0] & 0x7FFFFFFF == stream_id:
+                error = f.PROTOCOL_ERROR  # a stream cannot depend on itself (RFC 9113 §5.3.1)
             start += 5
         block = data[start:stop]
         end_stream = bool(flags & f.END_STREAM)
         if flags & f.END_HEADERS:
-            self._on_header_block(stream_id, block, end_stream)
+            self._on_header_block(stream_id, block, end_stream, error)
         else:
-            self._header_block = _HeaderBlock(stream_id, block, end_stream)
+            self._header_block = _HeaderBlock(stream_id, block, end_stream, error)
 
     def _on_continuation(self, data: bytes, start: int, stop: int, flags: int, stream_id: int) -> None:
         block = self._header_block
@@ -549,6 +590,14 @@ class H2Connection:
             )
         if stream_id != block.stream_id:
             raise self._error(f.PROTOCOL_ERROR, f.CONTINUATION, stream_id, "CONTINUATION on another stream")
+        block.continuations += 1
+        if block.continuations > self.limits.max_continuation_frames:
+            raise self._error(
+                f.ENHANCE_YOUR_CALM,
+                f.CONTINUATION,
+                stream_id,
+                f"more than {self.limits.max_continuation_frames} CONTINUATION frames in one header block",
+            )
         block.fragments.append(data[start:stop])
         block.size += stop - start
         limit = self.limits.max_header_block
@@ -558,9 +607,9 @@ class H2Connection:
             )
         if flags & f.END_HEADERS:
             self._header_block = None
-            self._on_header_block(stream_id, b"".join(block.fragments), block.end_stream)
+            self._on_header_block(stream_id, b"".join(block.fragments), block.end_stream, block.error)
 
-    def _on_header_block(self, stream_id: int, block: bytes, end_stream: bool) -> None:
+    def _on_header_block(self, stream_id: int, block: bytes, end_stream: bool, error: int = 0) -> None:
         # decoded whatever becomes of the stream: the dynamic table spans the connection
         try:
             fields = self._decoder.decode(block)
@@ -570,7 +619,9 @@ class H2Connection:
             raise self._error(f.COMPRESSION_ERROR, f.HEADERS, stream_id, f"header block: {exc}") from None
         stream = self.streams.get(stream_id)
         if stream is not None:  # trailers
-            if stream.state not in RECEIVING:
+            if error:
+                self._stream_error(stream, error)
+            elif stream.state not in RECEIVING:
                 self._stream_error(stream, f.STREAM_CLOSED)
             elif not end_stream:
                 self._stream_error(stream, f.PROTOCOL_ERROR)  # trailers must end the stream
@@ -587,7 +638,7 @@ class H2Connection:
                 f.PROTOCOL_ERROR, f.HEADERS, stream_id, f"HEADERS on even stream id {stream_id}"
             )
         if stream_id <= self.last_stream_id:
-            if stream_id in self._reset_ids:
+            if self._reset_ids.get(stream_id):
                 return  # trailers of a stream we reset
             raise self._error(
                 f.PROTOCOL_ERROR,
@@ -596,6 +647,9 @@ class H2Connection:
                 f"HEADERS on stream {stream_id}, not above the last stream {self.last_stream_id}",
             )
         self.last_stream_id = stream_id
+        if error:
+            self._send_reset(stream_id, error)
+            return
         if len(self.streams) >= self.limits.max_concurrent_streams:
             self._send_reset(stream_id, f.REFUSED_STREAM)
             return
@@ -652,6 +706,7 @@ class H2Connection:
             raise self._error(f.FRAME_SIZE_ERROR, f.SETTINGS, 0, f"SETTINGS of {length} octets")
         changed: dict[int, int] = {}
         unpack = f.SETTING.unpack_from
+        initial_window = self.peer_initial_window
         for offset in range(start, stop, 6):
             identifier, value = unpack(data, offset)
             if identifier == f.SETTINGS_INITIAL_WINDOW_SIZE:
@@ -659,14 +714,7 @@ class H2Connection:
                     raise self._error(
                         f.FLOW_CONTROL_ERROR, f.SETTINGS, 0, f"SETTINGS_INITIAL_WINDOW_SIZE {value}"
                     )
-                delta = value - self.peer_initial_window
-                self.peer_initial_window = value
-                if delta:
-                    for stream in self.streams.values():
-                        if not stream.outbound.grow(delta):
-                            raise self._error(
-                                f.FLOW_CONTROL_ERROR, f.SETTINGS, 0, "a stream window above 2^31-1"
-                            )
+                initial_window = value  # applied once, after the frame (only the last value counts)
             elif identifier == f.SETTINGS_MAX_FRAME_SIZE:
                 if not f.DEFAULT_MAX_FRAME_SIZE <= value <= f.MAX_MAX_FRAME_SIZE:
                     raise self._error(f.PROTOCOL_ERROR, f.SETTINGS, 0, f"SETTINGS_MAX_FRAME_SIZE {value}")
@@ -681,7 +729,13 @@ class H2Connection:
             # MAX_CONCURRENT_STREAMS (we never push), MAX_HEADER_LIST_SIZE (our headers are
             # tiny) and unknown settings: nothing to do
             changed[identifier] = value
-        self.out.append(f.SETTINGS_ACK_FRAME)
+        delta = initial_window - self.peer_initial_window
+        if delta:
+            self.peer_initial_window = initial_window
+            for stream in self.streams.values():  # one walk per SETTINGS frame, not per entry
+                if not stream.outbound.grow(delta):
+                    raise self._error(f.FLOW_CONTROL_ERROR, f.SETTINGS, 0, "a stream window above 2^31-1")
+        self._queue(f.SETTINGS_ACK_FRAME)
         self._events.append(SettingsChanged(changed))
 
     def _on_rst_stream(self, data: bytes, start: int, stop: int, flags: int, stream_id: int) -> None:
@@ -702,17 +756,30 @@ class H2Connection:
         assert state is not None
         stream.state = state
         self._events.append(StreamReset(stream, _unpack_u32(data, start)[0], True))
+        if not stream.responded:
+            self._premature_resets += 1
+            if self._premature_resets > self.limits.max_premature_resets:
+                raise H2ProtocolError(
+                    f.ENHANCE_YOUR_CALM,
+                    "RST_STREAM",
+                    stream.state.label,
+                    f"more than {self.limits.max_premature_resets} streams reset before a response",
+                )
 
     def _on_priority(self, data: bytes, start: int, stop: int, flags: int, stream_id: int) -> None:
         if not stream_id:
             raise self._error(f.PROTOCOL_ERROR, f.PRIORITY, 0, "PRIORITY on stream 0")
         if stop - start != 5:
-            stream = self.streams.get(stream_id)
-            if stream is not None:
-                self._stream_error(stream, f.FRAME_SIZE_ERROR)
-            else:
-                self._send_reset(stream_id, f.FRAME_SIZE_ERROR)
-        # the priority itself is ignored (RFC 9113 §5.3.2)
+            code = f.FRAME_SIZE_ERROR
+        elif _unpack_u32(data, start)[0] & 0x7FFFFFFF == stream_id:
+            code = f.PROTOCOL_ERROR  # a stream cannot depend on itself (RFC 9113 §5.3.1)
+        else:
+            return  # the priority itself is ignored (RFC 9113 §5.3.2)
+        stream = self.streams.get(stream_id)
+        if stream is not None:
+            self._stream_error(stream, code)
+        else:
+            self._send_reset(stream_id, code, opened=False)
 
     def _on_ping(self, data: bytes, start: int, stop: int, flags: int, stream_id: int) -> None:
         if stream_id:
@@ -720,7 +787,7 @@ class H2Connection:
         if stop - start != 8:
             raise self._error(f.FRAME_SIZE_ERROR, f.PING, 0, f"PING of {stop - start} octets")
         if not flags & f.ACK:
-            self.out.append(f.ping_ack_frame(data[start:stop]))
+            self._queue(f.ping_ack_frame(data[start:stop]))
 
     def _on_goaway(self, data: bytes, start: int, stop: int, flags: int, stream_id: int) -> None:
         if stream_id:

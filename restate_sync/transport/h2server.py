@@ -14,16 +14,23 @@ The protocol — frames, stream states, flow-control accounting, HPACK — is in
   after the streams that batch started or fed, so their immediate answers share that send with
   our acknowledgements.
 
-A stream writer without flow-control credit parks until a WINDOW_UPDATE or SETTINGS change
-arrives (or the stream or connection goes away). Request body credit is given back as soon as
-the bytes are queued for the stream, in batches (a WINDOW_UPDATE once half a window was used).
+Backpressure, both ways. A stream writer without flow-control credit parks until a
+WINDOW_UPDATE or SETTINGS change arrives (or the stream or connection goes away). Request body
+credit goes back to the peer only as the handler *consumes* the bytes (the inbox reports every
+chunk taken), in batches (a WINDOW_UPDATE once half a window was consumed), so a handler that
+does not read holds at most one stream window of its body. When the peer does not read what we
+send, at most ``max_output_buffer`` octets are queued: beyond that handlers' writes park and the
+connection is not read from either (nothing more to acknowledge piles up) until the writer
+made room.
 
 An RST_STREAM from the peer puts ``DISCONNECTED`` in that stream's inbox, a lost connection in
-every stream's; writing to a reset stream is a silent no-op. The connection is never closed by
-us while the peer keeps it open (the runtime pools connections; closing one under load fails
-every in-flight stream), except after a protocol error: then the GOAWAY naming it goes out, a
-warning is logged, and that connection is closed (the server keeps serving the others).
-Stopping the server sends GOAWAY (NO_ERROR) and closes every connection.
+every stream's; writing to a reset stream is a silent no-op. The connection is not closed by us
+while the peer uses it (the runtime pools connections; closing one under load fails every
+in-flight stream). It is closed after a protocol error (the GOAWAY naming it goes out, a
+rate-limited warning is logged), when a timeout of :class:`~.h2limits.H2Limits` expires (a
+preface, a header block or a send that does not complete, or no stream and no frame for
+``idle_timeout``; checked once a second by a timer per connection, so the hot path pays
+nothing), and when the server stops (GOAWAY NO_ERROR to every connection).
 
 Anything that does not start with the HTTP/2 preface is HTTP/1.1, handed to :mod:`.http1`.
 """
@@ -40,9 +47,11 @@ from gevent.event import Event
 from gevent.hub import Waiter
 from gevent.pool import Pool
 from gevent.server import StreamServer
+from greenlet import getcurrent
 
 from ..exchange import DISCONNECTED, EOF, Inbox
 from . import h2frames as f
+from ._logging import RateLimitedLog
 from .h2connection import (
     ConnectionTerminated,
     DataReceived,
@@ -57,15 +66,27 @@ from .h2connection import (
 )
 from .h2frames import PREFACE
 from .h2limits import DEFAULT_LIMITS, H2Limits
-from .h2state import SENDING, H2ProtocolError
+from .h2state import SENDING, H2ProtocolError, StreamState
 
-__all__ = ["PREFACE", "H2Server", "H2Stream", "ServerConnection", "parse_bind"]
+__all__ = ["PREFACE", "H2Limits", "H2Server", "H2Stream", "ServerConnection", "parse_bind"]
 
 logger = logging.getLogger("restate_sync.transport")
+# what peers can trigger at will is logged at most 10 times a minute per kind
+_peer_log = RateLimitedLog(logger, burst=10, interval=60.0)
 
 _READ_SIZE = 65536
 # how long a connection closed after a protocol error waits for the peer to go away
 _LINGER = 1.0
+_CLOSED = StreamState.CLOSED
+
+
+class _Expired(BaseException):
+    """Thrown into a connection's reader when one of its timeouts expired."""
+
+    def __init__(self, code: int | None, reason: str) -> None:
+        super().__init__(reason)
+        self.code = code  # the GOAWAY to send, None when nothing can be sent any more
+        self.reason = reason
 
 
 class H2Stream:
@@ -81,13 +102,20 @@ class H2Stream:
         self.headers = headers
         self.method = headers.get(":method", "GET")
         self.path = headers.get(":path", "/")
-        self.inbox = Inbox()
+        self.inbox = Inbox(self._consumed)
         self._ended = False  # the handler ended the response (respond with body, or close)
         self.done = False  # the handler returned: request body bytes are dropped
 
     @property
     def stream_id(self) -> int:
         return self.stream.stream_id
+
+    def _consumed(self, octets: int) -> None:
+        """The handler took ``octets`` of the request body from the inbox: credit for the peer."""
+        connection = self._connection
+        if not connection._closed:
+            connection.protocol.acknowledge_received_data(self.stream, octets)
+            connection._kick()
 
     def respond(self, status: int, headers: list[tuple[str, str]], body: bytes | None = None) -> None:
         connection = self._connection
@@ -120,10 +148,16 @@ class ServerConnection:
     ) -> None:
         self.sock = sock
         self.handler = handler
+        self.limits = limits
         self.protocol = H2Connection(limits)
         self.streams = self.protocol.streams  # the open streams' protocol state, by id
         self._writer_waiter: Waiter | None = None
         self._window_event: Event | None = None
+        self._room_event: Event | None = None  # writers and the reader waiting for output room
+        self._max_output = limits.max_output_buffer
+        self._sending = 0  # octets of the send in progress
+        self._progress = 0  # sends completed (partial ones included), for the send timeout
+        self._reads = 0  # reads that returned data, for the idle timeout
         self._loop = gevent.get_hub().loop
         # While the reader processes received frames, the writer is woken only at the end: its
         # wake-up then comes after those of the streams the frames started or fed, so what they
@@ -145,11 +179,13 @@ class ServerConnection:
         protocol = self.protocol
         while True:
             if protocol.out:
+                data = protocol.data_to_send()
+                self._sending = len(data)
                 try:
-                    _send_all(sock, protocol.data_to_send())
+                    self._send_all(data)
                 except OSError as exc:
                     if not self._closed:
-                        logger.info("connection to %s lost while writing: %s", _peer(sock), exc)
+                        _peer_log.info("lost", "connection to %s lost while writing: %s", _peer(sock), exc)
                         self._closed = True
                         self._window_changed()
                         try:
@@ -157,12 +193,26 @@ class ServerConnection:
                         except OSError:
                             pass
                     return
+                finally:
+                    self._sending = 0
+                    self._room_made()
                 continue
             if self._closed:
                 return
             waiter = Waiter()
             self._writer_waiter = waiter
             waiter.get()
+
+    def _send_all(self, data: bytes) -> None:
+        """``sendall`` without gevent's per-call ``getsockopt``: plain sends, looping on partial writes."""
+        sock = self.sock
+        sent = sock.send(data)
+        self._progress += 1
+        if sent < len(data):
+            view = memoryview(data)
+            while sent < len(data):
+                sent += sock.send(view[sent:])
+                self._progress += 1
 
     def _window_changed(self) -> None:
         """Wake the writers parked for flow-control window."""
@@ -171,27 +221,56 @@ class ServerConnection:
             self._window_event = None
             event.set()
 
+    def _output_full(self) -> bool:
+        return self.protocol.out_size + self._sending >= self._max_output
+
+    def _room_made(self) -> None:
+        event = self._room_event
+        if event is not None and (self._closed or not self._output_full()):
+            self._room_event = None
+            event.set()
+
+    def _wait_for_room(self) -> None:
+        """Park until the writer brought the queued output below ``max_output_buffer``."""
+        event = self._room_event
+        if event is None:
+            event = self._room_event = Event()
+        self._kick()
+        event.wait()
+
     def send_headers(self, exchange: H2Stream, block: bytes, end_stream: bool) -> None:
         if not self._closed:
             self.protocol.send_headers(exchange.stream, block, end_stream)
             self._kick()
 
     def send_data(self, exchange: H2Stream, data: bytes, end_stream: bool) -> None:
-        """Send ``data`` on a stream, waiting for flow-control window as needed."""
+        """Send ``data`` on a stream, waiting for flow-control window and output room as needed."""
         protocol = self.protocol
         stream = exchange.stream
         total = len(data)
         pos = 0
         while not self._closed:
-            pos = protocol.send_data(stream, data, end_stream, pos)
+            room = self._max_output - protocol.out_size - self._sending
+            if room <= 0:
+                self._wait_for_room()
+                continue
+            pos = protocol.send_data(stream, data, end_stream, pos, room)
             self._kick()
             if pos == total:
                 return
+            if self._output_full():
+                continue
             # no window: the frames queued so far leave while we wait
             event = self._window_event
             if event is None:
                 event = self._window_event = Event()
             event.wait()
+
+    def consumed(self, exchange: H2Stream, octets: int) -> None:
+        """The handler consumed ``octets`` of the request body: the peer may send more (batched)."""
+        if not self._closed:
+            self.protocol.acknowledge_received_data(exchange.stream, octets)
+            self._kick()
 
     def reset(self, exchange: H2Stream, code: int) -> None:
         if not self._closed:
@@ -207,19 +286,23 @@ class ServerConnection:
         protocol.initiate()
         writer = gevent.spawn(self._writer)
         sock = self.sock
+        timer = _Timeouts(self, getcurrent())
         data = initial
         failed = False
         try:
             while True:
                 if data:
+                    self._reads += 1
                     self._receiving = True
                     try:
                         events = protocol.receive(data)
                     except H2ProtocolError as exc:
-                        logger.warning(
+                        name = f.error_name(exc.code)
+                        _peer_log.warning(
+                            f"{name}:{exc.frame}",
                             "HTTP/2 protocol error from %s: %s: %s; closing the connection",
                             _peer(sock),
-                            f.error_name(exc.code),
+                            name,
                             exc,
                         )
                         failed = True
@@ -228,21 +311,38 @@ class ServerConnection:
                         self._dispatch(events)
                     self._receiving = False
                     self._kick()
+                    while self._output_full() and not self._closed:
+                        self._wait_for_room()  # the peer does not read: stop reading it too
                 try:
                     data = sock.recv(_READ_SIZE)
                 except OSError as exc:
                     if not self._closed:
-                        logger.info("connection from %s lost: %s", _peer(sock), exc)
+                        _peer_log.info("lost", "connection from %s lost: %s", _peer(sock), exc)
                     return
                 if not data:
                     return
+        except _Expired as exc:
+            _peer_log.info(exc.reason, "closing the HTTP/2 connection from %s: %s", _peer(sock), exc.reason)
+            if exc.code is None:  # nothing can be sent any more
+                self._closed = True
+                try:
+                    sock.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+            else:
+                protocol.close(exc.code, exc.reason)
+                failed = exc.code != f.NO_ERROR
         except gevent.GreenletExit:  # the server stops
             protocol.close(f.NO_ERROR)
             raise
         finally:
+            timer.stop()
             self._receiving = False
             self._closed = True
+            self._room_made()
             streams = [stream.user for stream in self.streams.values()]
+            for stream in self.streams.values():
+                stream.user = None
             self.streams.clear()
             for exchange in streams:
                 if exchange is not None:
@@ -252,9 +352,12 @@ class ServerConnection:
             if waiter is not None:
                 self._writer_waiter = None
                 self._loop.run_callback(waiter.switch, None)
-            writer.join(timeout=1)
-            if failed:
-                self._linger()
+            try:
+                writer.join(timeout=1)
+                if failed:
+                    self._linger()
+            except _Expired:  # a timeout that expired just as the connection ended anyway
+                pass
 
     def _dispatch(self, events: list[Any]) -> None:
         protocol = self.protocol
@@ -263,11 +366,14 @@ class ServerConnection:
             if cls is DataReceived:
                 stream = event.stream
                 exchange = stream.user
-                if not exchange.done:
+                if not exchange.done:  # credit goes back as the handler consumes it
                     exchange.inbox.put(event.data)
                     if event.end_stream:
                         exchange.inbox.put(EOF)
-                protocol.acknowledge_received_data(stream, len(event.data))
+                else:  # nobody will: give it back now
+                    protocol.acknowledge_received_data(stream, len(event.data))
+                    if stream.state is _CLOSED:
+                        stream.user = None
             elif cls is RequestReceived:
                 stream = event.stream
                 exchange = H2Stream(self, stream, event.headers)
@@ -276,16 +382,23 @@ class ServerConnection:
                     exchange.inbox.put(EOF)
                 gevent.spawn(self._run_stream, exchange)
             elif cls is StreamEnded:
-                exchange = event.stream.user
+                stream = event.stream
+                exchange = stream.user
                 if not exchange.done:
                     exchange.inbox.put(EOF)
+                elif stream.state is _CLOSED:
+                    stream.user = None
             elif cls is StreamReset:
-                event.stream.user.inbox.put(DISCONNECTED)
+                stream = event.stream
+                exchange = stream.user
+                exchange.inbox.put(DISCONNECTED)
+                if exchange.done:
+                    stream.user = None
                 self._window_changed()
             elif cls is WindowUpdated or cls is SettingsChanged:
                 self._window_changed()
-            elif cls is ConnectionTerminated:
-                logger.info(
+            elif cls is ConnectionTerminated:  # any peer may send many: DEBUG only
+                logger.debug(
                     "peer %s is closing the HTTP/2 connection (%s, last stream %d)",
                     _peer(self.sock),
                     f.error_name(event.code),
@@ -304,6 +417,11 @@ class ServerConnection:
             pass
 
     def _run_stream(self, exchange: H2Stream) -> None:
+        if exchange.stream.state is _CLOSED:  # reset before it started ("rapid reset"): no work
+            exchange.done = True
+            exchange.inbox.on_take = None
+            exchange.stream.user = None
+            return
         try:
             self.handler(exchange)
         except Exception:
@@ -316,15 +434,72 @@ class ServerConnection:
         finally:
             # the stream stays known until the request half ends too (its DATA is dropped)
             exchange.done = True
+            inbox = exchange.inbox
+            inbox.on_take = None  # (a reference cycle through the exchange, broken here)
+            unread = inbox.discard()
+            if unread:
+                self.consumed(exchange, unread)
+            stream = exchange.stream
+            if stream.state is _CLOSED:
+                stream.user = None  # no more events for it: break the stream <-> exchange cycle
 
 
-def _send_all(sock: socket.socket, data: bytes) -> None:
-    """``sendall`` without gevent's per-call ``getsockopt``: plain sends, looping on partial writes."""
-    sent = sock.send(data)
-    if sent < len(data):
-        view = memoryview(data)
-        while sent < len(data):
-            sent += sock.send(view[sent:])
+class _Timeouts:
+    """The connection's timeouts, checked by one repeating timer on the hub (nothing per frame).
+
+    Each check compares counters the connection keeps anyway with their values at the previous
+    check, so a timeout expires between ``timeout`` and ``timeout`` + one interval.
+    """
+
+    def __init__(self, connection: ServerConnection, reader: Any) -> None:
+        self.connection = connection
+        self.reader = reader
+        limits = connection.limits
+        self.interval = min(1.0, limits.preface_timeout / 2, limits.head_timeout / 2, limits.idle_timeout / 2)
+        self.elapsed = 0.0
+        self.block: object | None = None
+        self.block_since = 0.0
+        self.idle_since = 0.0
+        self.stall_since = 0.0
+        self.reads = -1
+        self.progress = -1
+        self.timer = connection._loop.timer(self.interval, self.interval)
+        self.timer.start(self._check)
+
+    def stop(self) -> None:
+        self.timer.close()
+
+    def _expire(self, code: int | None, reason: str) -> None:
+        self.timer.stop()
+        gevent.kill(self.reader, _Expired(code, reason))
+
+    def _check(self) -> None:
+        connection = self.connection
+        if connection._closed:
+            self.timer.stop()
+            return
+        limits = connection.limits
+        protocol = connection.protocol
+        now = self.elapsed = self.elapsed + self.interval
+        if not protocol.settings_received:
+            if now >= limits.preface_timeout:
+                self._expire(f.ENHANCE_YOUR_CALM, "preface timeout")
+            return
+        block = protocol.header_block
+        if block is not self.block:
+            self.block, self.block_since = block, now
+        elif block is not None and now - self.block_since >= limits.head_timeout:
+            self._expire(f.ENHANCE_YOUR_CALM, "header block timeout")
+            return
+        if protocol.streams or connection._reads != self.reads:
+            self.reads, self.idle_since = connection._reads, now
+        elif now - self.idle_since >= limits.idle_timeout:
+            self._expire(f.NO_ERROR, "idle timeout")
+            return
+        if not connection._sending or connection._progress != self.progress:
+            self.progress, self.stall_since = connection._progress, now
+        elif now - self.stall_since >= limits.send_timeout:
+            self._expire(None, "send timeout")
 
 
 def _peer(sock: socket.socket) -> str:
@@ -336,7 +511,13 @@ def _peer(sock: socket.socket) -> str:
 
 
 class H2Server:
-    """A gevent ``StreamServer`` speaking h2c with prior knowledge (and HTTP/1.1 on the same port)."""
+    """A gevent ``StreamServer`` speaking h2c with prior knowledge (and HTTP/1.1 on the same port).
+
+    ``limits`` (:class:`~.h2limits.H2Limits`) bounds every connection, and their number: with
+    ``max_connections`` open the server stops accepting until one closes (the kernel's listen
+    backlog holds the others), as nginx and gunicorn do, rather than accepting and closing at
+    once, which the runtime would see as a failed connection.
+    """
 
     def __init__(
         self, handler: Callable[[Any], None], listener: Any, limits: H2Limits = DEFAULT_LIMITS
@@ -345,7 +526,7 @@ class H2Server:
         self.limits = limits
         # A pool lets stop() kill the connection greenlets, which closes their sockets: the
         # runtime keeps pooled connections to a deployment that merely stopped listening.
-        self._server = StreamServer(listener, self._handle_connection, spawn=Pool())
+        self._server = StreamServer(listener, self._handle_connection, spawn=Pool(limits.max_connections))
 
     @property
     def address(self) -> tuple[str, int]:
@@ -363,14 +544,17 @@ class H2Server:
     def _handle_connection(self, sock: socket.socket, address: Any) -> None:
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         try:
-            initial = _read_preface(sock)
-        except OSError:
+            with gevent.Timeout(self.limits.preface_timeout):
+                initial = _read_preface(sock)
+        except (OSError, gevent.Timeout):  # gone, or silent for preface_timeout
             return
         if initial is None:
             return
         if initial[: len(PREFACE)] != PREFACE:
             if PREFACE.startswith(initial):
-                logger.info("connection from %s:%s closed inside the HTTP/2 preface", *address[:2])
+                _peer_log.info(
+                    "preface", "connection from %s:%s closed inside the HTTP/2 preface", *address[:2]
+                )
                 return
             # not HTTP/2 with prior knowledge: HTTP/1.1 (request/response mode) on the same port
             from .http1 import serve_http1

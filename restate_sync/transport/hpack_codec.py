@@ -9,6 +9,12 @@ The decoder hands out ``str`` names (lower-cased) and values (UTF-8, Latin-1 whe
 and keeps them in its dynamic table in that form, so a header the peer indexed costs nothing to
 decode again. Entry sizes are computed from the octet lengths, as the RFC requires.
 
+Bounds: every decoded field counts toward ``max_header_list_size`` as name + value + 32 octets,
+one-octet references to the static table included (so a block cannot inflate 42-fold for free);
+integers stop at 2^28; the cache of decoded Huffman literals (values sent again and again
+without indexing, like ``:path``) holds at most :data:`CACHE_BYTES` per connection, literals of
+up to 1 KiB, and only values of header lists that passed the size check.
+
 The encoder never touches a dynamic table: every header is a static-table reference (full match)
 or a literal without indexing (static name reference when there is one), never Huffman-coded.
 So an encoded block depends only on the header list and can be cached and shared by all
@@ -22,6 +28,7 @@ from __future__ import annotations
 from array import array
 
 __all__ = [
+    "CACHE_BYTES",
     "STATIC_TABLE",
     "TABLE_SIZE_ZERO",
     "Decoder",
@@ -113,7 +120,11 @@ _STATIC: tuple[tuple[str, str], ...] = (("", ""), *STATIC_TABLE)
 DEFAULT_TABLE_SIZE = 4096
 DEFAULT_MAX_HEADER_LIST_SIZE = 64 * 1024
 _ENTRY_OVERHEAD = 32
-_CACHE_SIZE = 256
+# RFC 7541 §4.1 size of every static entry (name + value + 32), counted toward the header list
+_STATIC_SIZES: tuple[int, ...] = (0, *(len(n) + len(v) + _ENTRY_OVERHEAD for n, v in STATIC_TABLE))
+CACHE_BYTES = 16 * 1024
+"""Per-connection budget of the cache of decoded Huffman literals (keys + values, in octets)."""
+_CACHE_ENTRY_MAX = 1024  # longer literals are decoded every time, never cached
 
 # --------------------------------------------------------------------------- Huffman code
 
@@ -239,17 +250,14 @@ def huffman_decode(data: bytes) -> bytes:
     return bytes(decoded)
 
 
+_CODE_BITS = [format(code, f"0{length}b") for code, length in _CODES]
+
+
 def huffman_encode(data: bytes) -> bytes:
     """Huffman-code ``data`` (used by the tests; the server sends plain literals)."""
-    acc = 0
-    bits = 0
-    for octet in data:
-        code, length = _CODES[octet]
-        acc = (acc << length) | code
-        bits += length
-    pad = -bits % 8
-    acc = (acc << pad) | ((1 << pad) - 1)
-    return acc.to_bytes((bits + pad) // 8, "big")
+    bits = "".join([_CODE_BITS[octet] for octet in data])
+    bits += "1" * (-len(bits) % 8)  # padding: the most significant bits of EOS
+    return int(bits, 2).to_bytes(len(bits) // 8, "big") if bits else b""
 
 
 # --------------------------------------------------------------------------- decoder
@@ -269,7 +277,15 @@ class Decoder:
     peer's dynamic table size updates).
     """
 
-    __slots__ = ("_cache", "_entries", "_size", "max_header_list_size", "max_table_size", "table_size")
+    __slots__ = (
+        "_cache",
+        "_cache_bytes",
+        "_entries",
+        "_size",
+        "max_header_list_size",
+        "max_table_size",
+        "table_size",
+    )
 
     def __init__(
         self,
@@ -282,8 +298,10 @@ class Decoder:
         # newest last: ((name, value), size)
         self._entries: list[tuple[tuple[str, str], int]] = []
         self._size = 0
-        # Huffman-coded values of literals without indexing -> (text, octets)
+        # Huffman-coded values of literals without indexing -> (text, octets), at most
+        # CACHE_BYTES in all, filled only with values of header lists that passed the size check
         self._cache: dict[bytes, tuple[str, int]] = {}
+        self._cache_bytes = 0
 
     @property
     def dynamic_table(self) -> list[tuple[str, str]]:
@@ -334,6 +352,7 @@ class Decoder:
         pos = 0
         list_size = 0
         limit = self.max_header_list_size
+        to_cache: list[tuple[bytes, str, int]] | None = None
         try:
             while pos < end:
                 first = data[pos]
@@ -341,7 +360,10 @@ class Decoder:
                 if first & 0x80:  # indexed header field
                     index = first & 0x7F
                     if 0 < index <= _STATIC_COUNT:
-                        append(_STATIC[index])  # small: bounded by the block size
+                        append(_STATIC[index])
+                        list_size += _STATIC_SIZES[index]  # one octet in, 33+ octets counted
+                        if list_size > limit:
+                            raise HeaderListTooLargeError(f"header list larger than {limit} octets")
                         continue
                     if index == 0x7F:
                         index, pos = _varint(data, pos, index)
@@ -410,10 +432,10 @@ class Decoder:
                     decoded = huffman_decode(raw)
                     value = _text(decoded)
                     octets = len(decoded)
-                    if cache is not None:
-                        if len(cache) >= _CACHE_SIZE:
-                            cache.clear()
-                        cache[raw] = (value, octets)
+                    if cache is not None and length <= _CACHE_ENTRY_MAX:
+                        if to_cache is None:
+                            to_cache = []
+                        to_cache.append((raw, value, octets))
                 size = name_size + octets + _ENTRY_OVERHEAD
                 list_size += size
                 if list_size > limit:
@@ -423,7 +445,19 @@ class Decoder:
                 append((name, value))
         except IndexError:
             raise HPACKDecodingError("truncated header block") from None
+        if to_cache is not None:  # the whole list passed the size check
+            self._remember(to_cache)
         return headers
+
+    def _remember(self, literals: list[tuple[bytes, str, int]]) -> None:
+        cache = self._cache
+        for raw, value, octets in literals:
+            cost = len(raw) + octets
+            if self._cache_bytes + cost > CACHE_BYTES:
+                cache.clear()
+                self._cache_bytes = 0
+            cache[raw] = (value, octets)
+            self._cache_bytes += cost
 
 
 def _varint(data: bytes, pos: int, value: int) -> tuple[int, int]:

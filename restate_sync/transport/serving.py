@@ -16,6 +16,7 @@ from typing import Any
 
 import gevent
 
+from .h2limits import DEFAULT_LIMITS, H2Limits
 from .h2server import H2Server, parse_bind
 from .parent_watch import die_with_parent
 
@@ -51,9 +52,9 @@ def tune_process() -> None:
     gc.set_threshold(max(threshold[0], 10_000), threshold[1], threshold[2])
 
 
-def _run_server(endpoint: Any, listener: Any, grace: float) -> None:
+def _run_server(endpoint: Any, listener: Any, grace: float, limits: H2Limits = DEFAULT_LIMITS) -> None:
     tune_process()
-    server = H2Server(endpoint.handle, listener)
+    server = H2Server(endpoint.handle, listener, limits=limits)
     server.start()
 
     def stop() -> None:
@@ -69,12 +70,14 @@ def _run_server(endpoint: Any, listener: Any, grace: float) -> None:
     server.serve_forever()
 
 
-def serve(endpoint: Any, bind: str, grace: float = DEFAULT_GRACE) -> None:
-    """Serve ``endpoint`` on ``bind`` in this process until SIGTERM/SIGINT."""
-    _run_server(endpoint, parse_bind(bind), grace)
+def serve(endpoint: Any, bind: str, grace: float = DEFAULT_GRACE, limits: H2Limits = DEFAULT_LIMITS) -> None:
+    """Serve ``endpoint`` on ``bind`` in this process until SIGTERM/SIGINT (``limits``: see docs/limits.md)."""
+    _run_server(endpoint, parse_bind(bind), grace, limits)
 
 
-def serve_workers(endpoint: Any, bind: str, workers: int, grace: float = DEFAULT_GRACE) -> int:
+def serve_workers(
+    endpoint: Any, bind: str, workers: int, grace: float = DEFAULT_GRACE, limits: H2Limits = DEFAULT_LIMITS
+) -> int:
     """Pre-fork ``workers`` processes that accept on one shared socket; returns an exit code.
 
     The parent only supervises: a worker that dies unexpectedly is replaced; SIGTERM/SIGINT are
@@ -94,7 +97,7 @@ def serve_workers(endpoint: Any, bind: str, workers: int, grace: float = DEFAULT
             die_with_parent(supervisor)  # a killed supervisor leaves no worker behind
             code = 0
             try:
-                _run_server(endpoint, listener, grace)
+                _run_server(endpoint, listener, grace, limits)
             except BaseException:
                 logger.exception("worker %d crashed", slot)
                 code = 1

@@ -30,6 +30,7 @@ import pytest
 from restate_sync.exchange import DISCONNECTED, EOF
 from restate_sync.testing import EndpointThread
 from restate_sync.transport import hpack_codec
+from restate_sync.transport.h2limits import DEFAULT_LIMITS
 from restate_sync.transport.h2server import PREFACE, H2Stream
 from restate_sync.transport.hpack_codec import (
     Decoder,
@@ -544,7 +545,7 @@ def test_preface_and_settings_exchange(address: tuple[str, int]) -> None:
     events = c.until(lambda e: isinstance(e, h2.events.SettingsAcknowledged))
     changed = [e for e in events if isinstance(e, h2.events.RemoteSettingsChanged)]
     assert changed
-    assert c.conn.remote_settings.max_concurrent_streams >= 1000
+    assert c.conn.remote_settings.max_concurrent_streams == DEFAULT_LIMITS.max_concurrent_streams == 100
     assert c.conn.remote_settings.initial_window_size == 4 * 1024 * 1024
     assert c.conn.outbound_flow_control_window == 16 * 1024 * 1024
     c.close()
@@ -697,7 +698,7 @@ def test_rst_stream_mid_response_disconnects_that_stream_only(client: Client) ->
 
 def test_many_concurrent_streams_on_one_connection(client: Client) -> None:
     bodies = {}
-    for i in range(300):
+    for i in range(DEFAULT_LIMITS.max_concurrent_streams):  # as many as the server allows at once
         stream_id = client.open("/echo", "POST", end_stream=False)
         body = f"request {i} ".encode() * (i + 1)
         bodies[stream_id] = body
@@ -916,14 +917,18 @@ def test_header_table_size_reduction_is_signalled(address: tuple[str, int]) -> N
 def test_streams_beyond_the_concurrency_limit_are_refused(address: tuple[str, int]) -> None:
     c = RawClient(address)
     tag = _tag()
+    limit = DEFAULT_LIMITS.max_concurrent_streams
     c.send(
-        *(frame(_HEADERS, _END_HEADERS, 2 * i + 1, c.block("/hold", **{"x-tag": tag})) for i in range(1001))
+        *(
+            frame(_HEADERS, _END_HEADERS, 2 * i + 1, c.block("/hold", **{"x-tag": tag}))
+            for i in range(limit + 1)
+        )
     )
     frames = c.frames(lambda t, f, s, p: t == _RST_STREAM)
-    assert frames[-1][2] == 2001
+    assert frames[-1][2] == 2 * limit + 1
     assert struct.unpack(">L", frames[-1][3])[0] == 0x7  # REFUSED_STREAM
     c.close()
-    assert RECORD.wait(tag, "hold", count=1000) == [DISCONNECTED] * 1000
+    assert RECORD.wait(tag, "hold", count=limit) == [DISCONNECTED] * limit
 
 
 def test_frames_on_closed_streams(address: tuple[str, int]) -> None:

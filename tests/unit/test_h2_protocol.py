@@ -447,3 +447,154 @@ def test_data_beyond_the_connection_window_is_a_connection_error() -> None:
     with pytest.raises(H2ProtocolError) as info:
         connection.receive(data)
     assert info.value.code == f.FLOW_CONTROL_ERROR
+
+
+# ---------------------------------------------------------------------------- limits
+
+
+def _ready(limits: H2Limits | None = None) -> tuple[H2Connection, hpack.Encoder]:
+    connection = H2Connection(limits or H2Limits())
+    connection.initiate()
+    connection.receive(f.PREFACE + SettingsFrame(0).serialize())
+    connection.data_to_send()
+    return connection, hpack.Encoder()
+
+
+def test_continuation_frames_per_header_block_are_capped() -> None:
+    connection, encoder = _ready(H2Limits(max_continuation_frames=64))
+    block = encoder.encode(REQUEST)
+    allowed = HeadersFrame(1, block).serialize() + ContinuationFrame(1, b"").serialize() * 63
+    allowed += ContinuationFrame(1, b"", flags=["END_HEADERS"]).serialize()
+    assert [type(e) for e in connection.receive(allowed)] == [RequestReceived]
+    flood = HeadersFrame(3, encoder.encode(REQUEST)).serialize() + ContinuationFrame(3, b"").serialize() * 65
+    with pytest.raises(H2ProtocolError) as info:
+        connection.receive(flood)
+    assert info.value.code == f.ENHANCE_YOUR_CALM and info.value.frame == "CONTINUATION"
+
+
+def test_rapid_reset_is_answered_with_enhance_your_calm() -> None:
+    connection, encoder = _ready(H2Limits(max_premature_resets=10))
+    data = b""
+    for i in range(10):
+        data += HeadersFrame(2 * i + 1, encoder.encode(REQUEST), flags=["END_HEADERS"]).serialize()
+        data += RstStreamFrame(2 * i + 1, error_code=8).serialize()
+    events = connection.receive(data)
+    assert [type(e) for e in events] == [RequestReceived, StreamReset] * 10
+    data = HeadersFrame(21, encoder.encode(REQUEST), flags=["END_HEADERS"]).serialize()
+    data += RstStreamFrame(21, error_code=8).serialize()
+    with pytest.raises(H2ProtocolError) as info:
+        connection.receive(data)
+    assert info.value.code == f.ENHANCE_YOUR_CALM and info.value.frame == "RST_STREAM"
+    goaway = [fr for fr in parse_frames(connection.data_to_send()) if isinstance(fr, GoAwayFrame)]
+    assert goaway[0].error_code == f.ENHANCE_YOUR_CALM and goaway[0].last_stream_id == 21
+
+
+def test_resets_after_a_response_and_completed_streams_do_not_count() -> None:
+    connection, encoder = _ready(H2Limits(max_premature_resets=2))
+    stream_id = 1
+    for _ in range(20):
+        # reset after the response head: fine, whatever the number
+        (event,) = connection.receive(
+            HeadersFrame(stream_id, encoder.encode(REQUEST), flags=["END_HEADERS"]).serialize()
+        )
+        connection.send_headers(event.stream, response_header_block(200, [], None), end_stream=False)
+        connection.receive(RstStreamFrame(stream_id, error_code=8).serialize())
+        stream_id += 2
+        # a premature reset, made up for by a stream served to the end
+        connection.receive(
+            HeadersFrame(stream_id, encoder.encode(REQUEST), flags=["END_HEADERS"]).serialize()
+            + RstStreamFrame(stream_id, error_code=8).serialize()
+        )
+        stream_id += 2
+        (event,) = connection.receive(
+            HeadersFrame(stream_id, encoder.encode(REQUEST), flags=["END_HEADERS", "END_STREAM"]).serialize()
+        )
+        connection.send_headers(event.stream, response_header_block(200, [], None), end_stream=True)
+        stream_id += 2
+    assert not connection.closed
+
+
+def test_settings_apply_the_initial_window_once_per_frame(monkeypatch: pytest.MonkeyPatch) -> None:
+    connection, encoder = _ready()
+    for i in range(3):
+        connection.receive(
+            HeadersFrame(2 * i + 1, encoder.encode(REQUEST), flags=["END_HEADERS"]).serialize()
+        )
+    grows: list[int] = []
+    original = SendWindow.grow
+
+    def counting(self: SendWindow, increment: int) -> bool:
+        grows.append(increment)
+        return original(self, increment)
+
+    monkeypatch.setattr(SendWindow, "grow", counting)
+    payload = b"".join(struct.pack(">HL", 4, 1000 + i) for i in range(2000))  # 2,000 entries
+    (event,) = connection.receive(f.frame_header(len(payload), f.SETTINGS, 0, 0) + payload)
+    assert isinstance(event, SettingsChanged) and event.changed[4] == 2999
+    assert grows == [2999 - 65535] * 3  # one adjustment per stream, not one per entry
+    assert all(s.outbound.available == 2999 for s in connection.streams.values())
+
+
+def test_output_size_is_tracked_and_budget_bounds_a_write() -> None:
+    pair = Pair()
+    stream = pair.open(end_stream=True)
+    pair.to_client()
+    pair.server.send_headers(stream, response_header_block(200, [], None), end_stream=False)
+    assert pair.server.send_data(stream, b"x" * 50_000, end_stream=True, budget=20_000) == 20_000
+    size = pair.server.out_size
+    assert abs(size - len(pair.server.data_to_send())) <= 9
+    assert pair.server.out_size == 0
+
+
+def test_header_list_size_counts_static_table_references() -> None:
+    from restate_sync.transport.hpack_codec import Decoder, HeaderListTooLargeError
+
+    decoder = Decoder(max_header_list_size=1000)
+    assert len(decoder.decode(b"\x82" * 23)) == 23  # 23 × (7 + 3 + 32) = 966 octets
+    with pytest.raises(HeaderListTooLargeError):
+        decoder.decode(b"\x82" * 24)  # 1008: one input octet counts 42
+
+
+def test_huffman_cache_is_byte_bounded_and_filled_after_the_size_check() -> None:
+    from restate_sync.transport import hpack_codec
+    from restate_sync.transport.hpack_codec import Decoder, HeaderListTooLargeError, huffman_encode
+
+    def literal(value: bytes) -> bytes:  # :path, literal without indexing, Huffman-coded value
+        coded = huffman_encode(value)
+        assert len(coded) < 127
+        return b"\x04" + bytes([0x80 | len(coded)]) + coded
+
+    decoder = Decoder(max_header_list_size=100_000)
+    for i in range(5000):
+        decoder.decode(literal(f"/invoke/S/{i:08d}".encode() * 4))
+        assert decoder._cache_bytes <= hpack_codec.CACHE_BYTES
+    assert 0 < len(decoder._cache) < 5000
+    # values of a header list that fails the size check are not kept
+    decoder = Decoder(max_header_list_size=200)
+    with pytest.raises(HeaderListTooLargeError):
+        decoder.decode(literal(b"a" * 90) + literal(b"b" * 90))
+    assert decoder._cache == {} and decoder._cache_bytes == 0
+
+
+# ---------------------------------------------------------------------------- rate-limited logging
+
+
+def test_rate_limited_log_bounds_records_per_key(caplog: pytest.LogCaptureFixture) -> None:
+    import logging
+
+    from restate_sync.transport._logging import RateLimitedLog, truncate
+
+    now = [0.0]
+    log = RateLimitedLog(logging.getLogger("test.ratelimit"), burst=3, interval=60.0, clock=lambda: now[0])
+    with caplog.at_level(logging.INFO, logger="test.ratelimit"):
+        logged = [log.warning("a", "error %d %s", i, "x" * 1000) for i in range(100)]
+        assert logged == [True] * 3 + [False] * 97
+        assert log.warning("b", "another kind")  # a budget per key
+        now[0] = 61.0
+        assert log.warning("a", "again")
+    messages = [r.getMessage() for r in caplog.records]
+    assert len(messages) == 5
+    assert all(len(m) < 700 for m in messages)  # long arguments are cut
+    assert "further similar messages suppressed" in messages[2]
+    assert "97 similar messages suppressed" in messages[4]
+    assert truncate("abc", 2) == "ab… (1 more characters)"
