@@ -16,7 +16,11 @@ What it does, in order:
    (``restate-sync serve``, gevent h2c), official Python (hypercorn h2c, one process, keep-alive
    request limit lifted), TypeScript (Node 20, ``http2.createServer``) — and registers all three.
    Service names carry the SDK (``NoopSync``/``NoopPy``/``NoopTs`` ...) because one restate-server
-   routes a service name to one deployment.
+   routes a service name to one deployment. Two more targets serve the restate_sync services from
+   inside gunicorn (one worker each): ``gunicorn_wsgi`` is ``endpoint.app`` under
+   ``gunicorn -k gevent`` (registered over HTTP/1.1, request/response), ``gunicorn_h2`` the
+   restate_sync h2c worker (``-k restate_sync.gunicorn.Worker``); the report compares them with
+   ``restate-sync serve`` and the official SDK ("Embedded in gunicorn").
 3. For every scenario (noop, greet, counter, send) and concurrency (1, 10, 50) drives the INGRESS
    with ``wrk`` (one request in flight per connection, so ``-c N`` keeps N in flight), the SDKs
    alternating A B C A B C ... Each measured window is preceded by a warm-up of the same load.
@@ -63,6 +67,10 @@ SDKS: dict[str, dict[str, str]] = {
     "restate_sync": {"suffix": "Sync", "label": "restate_sync"},
     "official": {"suffix": "Py", "label": "official Python (restate-sdk + hypercorn)"},
     "ts": {"suffix": "Ts", "label": "TypeScript (@restatedev/restate-sdk, Node 20)"},
+    # restate_sync embedded in gunicorn: endpoint.app under the gevent worker (HTTP/1.1,
+    # request/response), and the restate_sync h2c worker (HTTP/2 streaming)
+    "gunicorn_wsgi": {"suffix": "Wsgi", "label": "restate_sync endpoint.app under gunicorn -k gevent"},
+    "gunicorn_h2": {"suffix": "Gh2", "label": "restate_sync under gunicorn -k restate_sync.gunicorn.Worker"},
 }
 
 SCENARIOS: dict[str, dict[str, Any]] = {
@@ -221,12 +229,39 @@ def start_sdk(
             "--port",
             str(port),
         ]
+    elif name in ("gunicorn_wsgi", "gunicorn_h2"):
+        worker = "gevent" if name == "gunicorn_wsgi" else "restate_sync.gunicorn.Worker"
+        cmd = [
+            str(bl.PROJECT_PYTHON),
+            "-m",
+            "gunicorn",
+            "-k",
+            worker,
+            "--workers",
+            "1",
+            "--bind",
+            f"127.0.0.1:{port}",
+            "--log-level",
+            "warning",
+            "--graceful-timeout",
+            "1",
+            "--no-control-socket",
+            "--chdir",
+            str(bl.BENCH_DIR / "services"),
+            "sync_services:endpoint",
+        ]
+        env["BENCH_SERVICE_SUFFIX"] = SDKS[name]["suffix"]
     else:
         cmd = ["node", str(bl.TS_DIR / "services.mjs"), "--port", str(port)]
         env["RESTATE_LOGGING"] = "WARN"
     proc = procs.start(cmd, out / f"sdk-{name}.log", env=env)
     bl.wait_port(port, proc, what=name)
-    return {"proc": proc, "port": port, "uri": f"http://127.0.0.1:{port}"}
+    return {
+        "proc": proc,
+        "port": port,
+        "uri": f"http://127.0.0.1:{port}",
+        "use_http_11": name == "gunicorn_wsgi",  # endpoint.app: request/response over HTTP/1.1
+    }
 
 
 def register_and_check(server: Any, sdks: dict[str, dict[str, Any]]) -> None:
@@ -234,7 +269,7 @@ def register_and_check(server: Any, sdks: dict[str, dict[str, Any]]) -> None:
     from restate_sync.restate_server.processes import wait_until
 
     for name, sdk in sdks.items():
-        info = server.register_deployment(sdk["uri"])
+        info = server.register_deployment(sdk["uri"], use_http_11=sdk.get("use_http_11", False))
         bl.log(f"registered {name} at {sdk['uri']}: {sorted(s['name'] for s in info['services'])}")
     ingress = IngressClient(server.ingress_url, timeout=30)
     for name in sdks:
@@ -611,6 +646,9 @@ def render(results: dict[str, Any]) -> str:
             f"| {_ratio(s['p50_ms'], o['p50_ms'])} | {_ratio(s['p50_ms'], t['p50_ms'])} |"
         )
     w("")
+    embedded = embedded_section(cells)
+    if embedded:
+        w(embedded)
     if results.get("baseline"):
         w(baseline_section(results))
     w("## Targets")
@@ -692,6 +730,42 @@ def render(results: dict[str, Any]) -> str:
         w(log.read_text().rstrip())
         w("")
     return "\n".join(lines) + "\n"
+
+
+def embedded_section(cells: dict[str, Any]) -> str:
+    """restate_sync inside gunicorn vs its own server (restate-sync serve) and the official SDK."""
+    rows = []
+    for key, by_sdk in cells.items():
+        scenario, c = key.split("@")
+        s, o = by_sdk.get("restate_sync"), by_sdk.get("official")
+        for name in ("gunicorn_wsgi", "gunicorn_h2"):
+            g = by_sdk.get(name)
+            if not g:
+                continue
+            nan = {"rps": float("nan"), "sdk_cpu_ms_per_req": float("nan"), "p50_ms": float("nan")}
+            s_, o_ = s or nan, o or nan
+            rows.append(
+                f"| {scenario} | {c} | {name} | {_ratio(g['rps'], s_['rps'])} | {_ratio(g['rps'], o_['rps'])} "
+                f"| {_ratio(g['sdk_cpu_ms_per_req'], s_['sdk_cpu_ms_per_req'])} "
+                f"| {_ratio(g['sdk_cpu_ms_per_req'], o_['sdk_cpu_ms_per_req'])} "
+                f"| {_ratio(g['p50_ms'], s_['p50_ms'])} |"
+            )
+    if not rows:
+        return ""
+    head = [
+        "### Embedded in gunicorn",
+        "",
+        "`gunicorn_wsgi` is `endpoint.app` under `gunicorn -k gevent` (HTTP/1.1, request/response: every "
+        "`run` suspends and is replayed, so `greet` costs two invocation requests); `gunicorn_h2` is "
+        "`gunicorn -k restate_sync.gunicorn.Worker` (HTTP/2 streaming, the same server as "
+        "`restate-sync serve`). One gunicorn worker each; CPU is the gunicorn process tree (arbiter "
+        "included). Ratios against `restate_sync` (restate-sync serve) and the official SDK, same run:",
+        "",
+        "| scenario | c | target | req/s vs serve | req/s vs official | CPU/req vs serve | CPU/req vs official "
+        "| p50 vs serve |",
+        "|---|---:|---|---:|---:|---:|---:|---:|",
+    ]
+    return "\n".join([*head, *rows, ""])
 
 
 def baseline_comparison(cells: dict[str, Any]) -> list[dict[str, Any]]:
@@ -824,7 +898,9 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, help="A B C rounds per cell (full: 2, quick: 1)")
     parser.add_argument("--scenarios", default=",".join(SCENARIOS), help="comma list (default: all)")
     parser.add_argument("--concurrency", default="1,10,50", help="comma list (default: 1,10,50)")
-    parser.add_argument("--sdks", default=",".join(SDKS), help="comma list of restate_sync,official,ts")
+    parser.add_argument(
+        "--sdks", default=",".join(SDKS), help="comma list of " + ",".join(SDKS) + " (default: all)"
+    )
     parser.add_argument("--partitions", type=int, default=4, help="restate-server partitions (default 4)")
     parser.add_argument(
         "--profile-seconds", type=float, help="py-spy duration (full: 20, quick: 5; 0 = skip)"

@@ -8,6 +8,9 @@
     Start a local restate-server (or a local cluster of ``--nodes`` nodes) on loopback, serve the
     endpoint, register it, and print the ingress URL with a ready-to-paste curl. Ctrl-C, SIGTERM
     or SIGHUP stops everything it started.
+
+Both monkey-patch the standard library with gevent before loading the endpoint, unless
+``--no-patch`` is given.
 """
 
 from __future__ import annotations
@@ -99,12 +102,10 @@ def _serve(args: argparse.Namespace) -> int:
 
 def _dev(args: argparse.Namespace) -> int:
     from .dev import DevRuntime, DevStop
-    from .transport.h2server import H2Server, parse_bind
 
     endpoint = load_endpoints(args.target)
-    server = H2Server(endpoint.handle, parse_bind(args.bind))
-    server.start()
-    host, port = server.address[:2]
+    server = endpoint.start(bind=args.bind)
+    host, port = server.address
     runtime = DevRuntime(nodes=args.nodes, partitions=args.partitions)
     try:
         with runtime.stopped_by_signals():
@@ -125,7 +126,7 @@ def _dev(args: argparse.Namespace) -> int:
     except DevStop as stop:
         print(f"stopping ({stop})")
     finally:
-        server.stop(timeout=2)
+        server.stop(grace=2)
         runtime.close()
         sys.stdout.flush()
     return 0
@@ -177,9 +178,16 @@ def _json_loads(text: str) -> Any:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="restate-sync", description="Serve restate_sync endpoints.")
     parser.add_argument("--log-level", default=os.environ.get("RESTATE_SYNC_LOG_LEVEL", "info"))
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "--no-patch",
+        action="store_true",
+        help="do not monkey-patch the standard library with gevent (blocking I/O in a handler then "
+        "stalls every invocation of the process; a warning says so)",
+    )
     commands = parser.add_subparsers(dest="command", required=True)
 
-    serve = commands.add_parser("serve", help="serve an endpoint over HTTP/2 (h2c)")
+    serve = commands.add_parser("serve", parents=[common], help="serve an endpoint over HTTP/2 (h2c)")
     serve.add_argument("target", nargs="+", help="MODULE:ATTR, e.g. examples/greeter.py:endpoint")
     serve.add_argument("--bind", default="0.0.0.0:9080", help="HOST:PORT to listen on (default 0.0.0.0:9080)")
     serve.add_argument(
@@ -190,7 +198,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     serve.set_defaults(run=_serve)
 
-    dev = commands.add_parser("dev", help="serve an endpoint to a local restate-server started for you")
+    dev = commands.add_parser(
+        "dev", parents=[common], help="serve an endpoint to a local restate-server started for you"
+    )
     dev.add_argument("target", nargs="+", help="MODULE:ATTR, e.g. examples/greeter.py:endpoint")
     dev.add_argument(
         "--bind", default="127.0.0.1:0", help="HOST:PORT for the endpoint (default: a free port)"
@@ -207,9 +217,11 @@ def main(argv: list[str] | None = None) -> int:
     dev.set_defaults(run=_dev)
 
     args = parser.parse_args(argv)
-    from gevent import monkey
+    if not args.no_patch:
+        # first, before the endpoint's modules are imported: blocking I/O in handlers then yields
+        from gevent import monkey
 
-    monkey.patch_all()
+        monkey.patch_all()
     _configure_logging(args.log_level)
     return int(args.run(args))
 

@@ -126,8 +126,10 @@ class DevRuntime:
 
     def watch_forever(self) -> None:
         """Until interrupted: start again any node that exited without being asked to."""
+        import gevent
+
         while True:
-            time.sleep(_WATCH_INTERVAL)
+            gevent.sleep(_WATCH_INTERVAL)  # the endpoint serves on this hub meanwhile
             self.restart_exited_nodes()
 
     def restart_exited_nodes(self) -> list[str]:

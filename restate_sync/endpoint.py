@@ -14,8 +14,8 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, Any
 
 import ujson
 
@@ -26,10 +26,17 @@ from .invocation import Attempt
 from .middleware import Middleware, MiddlewareChain
 from .protocol.vm import MAX_PROTOCOL_VERSION, MIN_PROTOCOL_VERSION, VM
 from .service import HandlerDefinition, ServiceDefinition, service_definition
+from ._ratelimit import RateLimitedLog, truncate
+
+if TYPE_CHECKING:  # the transports are imported when first used
+    from .transport.serving import EndpointServer, ThreadedEndpointServer
+    from .transport.wsgi import WsgiApp
 
 __all__ = ["Endpoint", "endpoint"]
 
 logger = logging.getLogger("restate_sync.endpoint")
+# what a client can trigger at will (unrouted paths, refused requests): truncated and rate-limited
+_request_log = RateLimitedLog(logger, burst=10, interval=60.0)
 
 _INVOCATION_PREFIX = "application/vnd.restate.invocation.v"
 # ASCII digits only (str.isdigit also accepts "²"), and a handful of them
@@ -49,6 +56,7 @@ class Endpoint:
         self._identity_keys: list[str] = []
         self._verifier: Any = None
         self._middleware: MiddlewareChain | None = None
+        self._wsgi_app: WsgiApp | None = None
 
     # ------------------------------------------------------------------ configuration
 
@@ -109,11 +117,94 @@ class Endpoint:
 
     # ------------------------------------------------------------------ serving
 
-    def serve(self, bind: str = "127.0.0.1:9080") -> None:
-        """Serve forever on ``host:port`` with the gevent HTTP/2 server."""
+    def serve(
+        self,
+        bind: str = "127.0.0.1:9080",
+        *,
+        grace: float = 10.0,
+        limits: Any = None,
+        http1_limits: Any = None,
+    ) -> None:
+        """Serve h2c and HTTP/1.1 on ``host:port`` until SIGTERM/SIGINT, as a dedicated process.
+
+        ``start`` + signal handlers + ``join``: SIGTERM/SIGINT stop accepting and give the
+        invocations in flight ``grace`` seconds. Also tunes the process for serving (garbage
+        collector thresholds, greenlet tree tracking off); ``start`` changes nothing of the kind.
+        ``limits``/``http1_limits`` as for :meth:`start`.
+        """
         from .transport.serving import serve
 
-        serve(self, bind)
+        serve(self, bind, grace=grace, **_limits(limits, http1_limits))
+
+    def start(
+        self,
+        bind: str | tuple[str, int] | None = None,
+        *,
+        listener: Any = None,
+        limits: Any = None,
+        http1_limits: Any = None,
+    ) -> EndpointServer:
+        """Serve h2c and HTTP/1.1 on the current gevent hub and return at once.
+
+        For a process that already runs gevent (next to a pywsgi app on another port, say):
+        ``bind="HOST:PORT"`` (port 0 picks a free one), or ``listener=`` a listening socket or a
+        ``(host, port)``. The returned server has ``.address``, ``.stop(grace)``, ``.join()`` and
+        works as a context manager; no signal handler is installed and no process setting
+        changed. ``limits`` (:class:`~restate_sync.transport.h2limits.H2Limits`) and
+        ``http1_limits`` (:class:`~restate_sync.transport.http1limits.Http1Limits`) override the
+        defaults of ``docs/limits.md``.
+        """
+        from .transport.patching import warn_if_unpatched
+        from .transport.serving import EndpointServer
+
+        warn_if_unpatched("endpoint.start")
+        return EndpointServer(self.handle, bind, listener=listener, **_limits(limits, http1_limits)).start()
+
+    def start_in_thread(
+        self,
+        bind: str | tuple[str, int] | None = None,
+        *,
+        listener: Any = None,
+        limits: Any = None,
+        http1_limits: Any = None,
+    ) -> ThreadedEndpointServer:
+        """Serve on a gevent hub of its own in a daemon thread, for applications without gevent.
+
+        Returns once the server listens; the result has ``.address``, ``.stop(grace)``,
+        ``.join()`` and works as a context manager. Handlers run on that thread's hub: they are
+        concurrent only where they block cooperatively (``ctx`` calls, gevent-aware I/O); plain
+        blocking I/O in a handler holds up every invocation of this endpoint while it lasts (see
+        the README, "Inside an existing gevent app").
+        """
+        from .transport.serving import ThreadedEndpointServer
+
+        server = ThreadedEndpointServer(self.handle, bind, listener=listener, **_limits(limits, http1_limits))
+        return server.start()
+
+    @property
+    def app(self) -> WsgiApp:
+        """This endpoint as a WSGI application (request/response mode), with the default limits.
+
+        Serve it with ``gevent.pywsgi.WSGIServer``, ``gunicorn -k gevent``, or mount it in a
+        Flask/werkzeug app (``DispatcherMiddleware(flask_app, {"/restate": endpoint.app})``); register
+        the deployment with ``"use_http_11": true``. The endpoint itself is callable the same way,
+        so ``gunicorn -k gevent module:endpoint`` works too.
+        """
+        app = self._wsgi_app
+        if app is None:
+            app = self._wsgi_app = self.wsgi_app()
+        return app
+
+    def wsgi_app(self, *, max_body_size: int | None = None) -> WsgiApp:
+        """A WSGI application for this endpoint; ``max_body_size`` (bytes) bounds request bodies."""
+        from .transport.body import DEFAULT_MAX_BODY_SIZE
+        from .transport.wsgi import WsgiApp
+
+        return WsgiApp(self.handle, DEFAULT_MAX_BODY_SIZE if max_body_size is None else max_body_size)
+
+    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        """WSGI: ``endpoint(environ, start_response)`` is ``endpoint.app(environ, start_response)``."""
+        return self.app(environ, start_response)
 
     def handle(self, exchange: Exchange) -> None:
         """Answer one request; runs on its own greenlet."""
@@ -126,8 +217,12 @@ class Endpoint:
             try:
                 self._verifier.verify(path, exchange.headers)
             except IdentityError as exc:
-                logger.warning(
-                    "rejected %s %s: request identity check failed: %s", exchange.method, path, exc
+                _request_log.warning(
+                    "identity",
+                    "rejected %s %s: request identity check failed: %s",
+                    exchange.method,
+                    truncate(path),
+                    exc,
                 )
                 self._plain(exchange, 401, f"request identity verification failed: {exc}")
                 return
@@ -141,7 +236,7 @@ class Endpoint:
         elif segments[-1] == "health":
             exchange.respond(200, [("content-type", "application/json"), SERVER_HEADER], b'{"status":"ok"}')
         else:
-            logger.warning("no route for %s %s", exchange.method, path)
+            _request_log.warning("no-route", "no route for %s %s", exchange.method, truncate(path))
             self._plain(exchange, 404, f"no route for {path}")
 
     def _plain(self, exchange: Exchange, status: int, message: str) -> None:
@@ -152,8 +247,10 @@ class Endpoint:
     def _discover(self, exchange: Exchange) -> None:
         version = negotiate_manifest_version(exchange.headers.get("accept"))
         if version is None:
-            logger.warning(
-                "discovery: no supported manifest version in Accept: %r", exchange.headers.get("accept")
+            _request_log.warning(
+                "discovery-version",
+                "discovery: no supported manifest version in Accept: %r",
+                truncate(exchange.headers.get("accept") or ""),
             )
             self._plain(
                 exchange,
@@ -189,7 +286,13 @@ class Endpoint:
                     f"content type {content_type!r} is not a Restate invocation; invoke handlers "
                     "through restate-server"
                 )
-            logger.warning("invoke %s/%s: %s", service_name, handler_name, message)
+            _request_log.warning(
+                "invoke-content-type",
+                "invoke %s/%s: %s",
+                truncate(service_name),
+                truncate(handler_name),
+                message,
+            )
             self._plain(exchange, 415, message)
             return
         service = self._services.get(service_name)
@@ -198,7 +301,7 @@ class Endpoint:
             what = (
                 f"service {service_name!r}" if service is None else f"handler {service_name}/{handler_name}"
             )
-            logger.warning("invoke: unknown %s", what)
+            _request_log.warning("invoke-unknown", "invoke: unknown %s", truncate(what))
             self._plain(exchange, 404, f"unknown {what}; known services: {', '.join(sorted(self._services))}")
             return
         exchange.respond(200, [("content-type", content_type), SERVER_HEADER])
@@ -228,6 +331,11 @@ def _protocol_version(content_type: str) -> int | None:
         return None
     version = int(number)
     return version if MIN_PROTOCOL_VERSION <= version <= MAX_PROTOCOL_VERSION else None
+
+
+def _limits(limits: Any, http1_limits: Any) -> dict[str, Any]:
+    given = {"limits": limits, "http1_limits": http1_limits}
+    return {name: value for name, value in given.items() if value is not None}
 
 
 def endpoint(*services: Any) -> Endpoint:

@@ -51,7 +51,7 @@ from greenlet import getcurrent
 
 from ..exchange import DISCONNECTED, EOF, Inbox
 from . import h2frames as f
-from ._logging import RateLimitedLog
+from .._ratelimit import RateLimitedLog
 from .h2connection import (
     ConnectionTerminated,
     DataReceived,
@@ -67,6 +67,7 @@ from .h2connection import (
 from .h2frames import PREFACE
 from .h2limits import DEFAULT_LIMITS, H2Limits
 from .h2state import SENDING, H2ProtocolError, StreamState
+from .http1limits import DEFAULT_HTTP1_LIMITS, Http1Limits
 
 __all__ = ["PREFACE", "H2Limits", "H2Server", "H2Stream", "ServerConnection", "parse_bind"]
 
@@ -279,6 +280,12 @@ class ServerConnection:
             self._kick()
 
     # ------------------------------------------------------------------ reading
+
+    def drain(self) -> None:
+        """Announce the shutdown (GOAWAY, no new streams); the open streams carry on."""
+        if not self._closed:
+            self.protocol.drain()
+            self._kick()
 
     def serve(self, initial: bytes) -> None:
         """Serve the connection; ``initial`` holds the bytes read so far (the preface first)."""
@@ -520,13 +527,19 @@ class H2Server:
     """
 
     def __init__(
-        self, handler: Callable[[Any], None], listener: Any, limits: H2Limits = DEFAULT_LIMITS
+        self,
+        handler: Callable[[Any], None],
+        listener: Any,
+        limits: H2Limits = DEFAULT_LIMITS,
+        http1_limits: Http1Limits = DEFAULT_HTTP1_LIMITS,
     ) -> None:
         self.handler = handler
         self.limits = limits
+        self.http1_limits = http1_limits
         # A pool lets stop() kill the connection greenlets, which closes their sockets: the
         # runtime keeps pooled connections to a deployment that merely stopped listening.
         self._server = StreamServer(listener, self._handle_connection, spawn=Pool(limits.max_connections))
+        self._connections: set[ServerConnection] = set()
 
     @property
     def address(self) -> tuple[str, int]:
@@ -537,6 +550,13 @@ class H2Server:
 
     def serve_forever(self) -> None:
         self._server.serve_forever()
+
+    def close(self) -> None:
+        """Stop accepting connections and announce the shutdown on the open HTTP/2 ones (GOAWAY:
+        the runtime opens its new streams elsewhere); their streams are served on until ``stop``."""
+        self._server.close()
+        for connection in list(self._connections):
+            connection.drain()
 
     def stop(self, timeout: float | None = None) -> None:
         self._server.stop(timeout=timeout)
@@ -559,9 +579,14 @@ class H2Server:
             # not HTTP/2 with prior knowledge: HTTP/1.1 (request/response mode) on the same port
             from .http1 import serve_http1
 
-            serve_http1(sock, self.handler, initial, f"{address[0]}:{address[1]}")
+            serve_http1(sock, self.handler, initial, f"{address[0]}:{address[1]}", self.http1_limits)
             return
-        ServerConnection(sock, self.handler, self.limits).serve(initial)
+        connection = ServerConnection(sock, self.handler, self.limits)
+        self._connections.add(connection)
+        try:
+            connection.serve(initial)
+        finally:
+            self._connections.discard(connection)
 
 
 def _read_preface(sock: socket.socket) -> bytes | None:

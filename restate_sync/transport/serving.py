@@ -1,7 +1,15 @@
-"""Running the endpoint server as a process: one process, or N pre-forked workers sharing a port.
+"""Running the endpoint server: on the current hub, on a thread of its own, as a process, or N of them.
 
-SIGTERM or SIGINT stops accepting connections and gives in-flight invocations up to
-``grace`` seconds before their connections are closed (the runtime retries what was cut off).
+* :class:`EndpointServer` (``endpoint.start``) serves h2c and HTTP/1.1 on the current gevent hub
+  and returns at once. It changes nothing process-wide: no signal handlers, no garbage-collector
+  tuning. ``stop(grace)`` stops accepting, gives the requests in flight up to ``grace`` seconds,
+  then closes every connection (the runtime retries what was cut off; it keeps pooled connections
+  to a deployment that merely stopped listening, so they must be closed).
+* :class:`ThreadedEndpointServer` (``endpoint.start_in_thread``) does the same on a gevent hub of
+  its own in a daemon thread, for applications that do not use gevent.
+* :func:`serve` (``endpoint.serve``, ``restate-sync serve``) is ``start`` plus SIGTERM/SIGINT
+  handlers and a wait for the end, with the process tuned for serving (:func:`tune_process`);
+  :func:`serve_workers` pre-forks N such processes sharing one listening socket.
 """
 
 from __future__ import annotations
@@ -12,19 +20,34 @@ import os
 import signal
 import socket
 import sys
+import threading
 from typing import Any
 
 import gevent
+from gevent.event import Event
 
+from ..exchange import Exchange, Handler
 from .h2limits import DEFAULT_LIMITS, H2Limits
 from .h2server import H2Server, parse_bind
+from .http1limits import DEFAULT_HTTP1_LIMITS, Http1Limits
 from .parent_watch import die_with_parent
+from .patching import warn_if_unpatched
 
-__all__ = ["bind_listener", "serve", "serve_workers", "tune_process"]
+__all__ = [
+    "DEFAULT_GRACE",
+    "EndpointServer",
+    "InFlight",
+    "ThreadedEndpointServer",
+    "bind_listener",
+    "serve",
+    "serve_workers",
+    "tune_process",
+]
 
 logger = logging.getLogger("restate_sync.transport")
 
 DEFAULT_GRACE = 10.0
+"""Seconds the requests in flight get when a server stops (``--grace``)."""
 
 
 def bind_listener(bind: str, backlog: int = 2048) -> socket.socket:
@@ -39,7 +62,7 @@ def bind_listener(bind: str, backlog: int = 2048) -> socket.socket:
 
 
 def tune_process() -> None:
-    """Process-wide settings for a dedicated server process (used by ``restate-sync serve``).
+    """Process-wide settings for a dedicated server process (``serve`` and ``restate-sync serve``).
 
     Greenlet spawn-tree tracking is off (one greenlet per invocation makes it measurable), the
     objects loaded so far (code, services) are moved out of the garbage collector's sight, and
@@ -52,31 +75,248 @@ def tune_process() -> None:
     gc.set_threshold(max(threshold[0], 10_000), threshold[1], threshold[2])
 
 
-def _run_server(endpoint: Any, listener: Any, grace: float, limits: H2Limits = DEFAULT_LIMITS) -> None:
+class InFlight:
+    """Wraps a handler and counts the requests it is handling; :meth:`wait_idle` waits for none."""
+
+    __slots__ = ("_idle", "count", "handler")
+
+    def __init__(self, handler: Handler) -> None:
+        self.handler = handler
+        self.count = 0
+        self._idle = Event()
+        self._idle.set()
+
+    def __call__(self, exchange: Exchange) -> None:
+        self.count += 1
+        self._idle.clear()
+        try:
+            self.handler(exchange)
+        finally:
+            self.count -= 1
+            if not self.count:
+                self._idle.set()
+
+    def wait_idle(self, timeout: float | None) -> bool:
+        """Block the calling greenlet until no request is in flight; False after ``timeout``."""
+        return bool(self._idle.wait(timeout))
+
+
+def _listener(bind: str | tuple[str, int] | None, listener: Any) -> Any:
+    if (bind is None) == (listener is None):
+        raise ValueError("give exactly one of bind='HOST:PORT' and listener=<socket or (host, port)>")
+    if listener is not None:
+        return listener
+    return parse_bind(bind) if isinstance(bind, str) else bind
+
+
+class EndpointServer:
+    """An endpoint server on the current gevent hub (what ``endpoint.start`` returns).
+
+    ::
+
+        server = endpoint.start(bind="127.0.0.1:9080")   # serving once this returns
+        ...
+        server.stop(grace=10)                             # or: with endpoint.start(...) as server:
+    """
+
+    def __init__(
+        self,
+        handler: Handler,
+        bind: str | tuple[str, int] | None = None,
+        *,
+        listener: Any = None,
+        limits: H2Limits = DEFAULT_LIMITS,
+        http1_limits: Http1Limits = DEFAULT_HTTP1_LIMITS,
+    ) -> None:
+        self.in_flight = InFlight(handler)
+        self._server = H2Server(self.in_flight, _listener(bind, listener), limits, http1_limits)
+        self._stopping = False
+        self._stopped = Event()
+
+    def start(self) -> EndpointServer:
+        """Bind (if not bound yet) and start accepting; returns at once."""
+        self._server.start()
+        return self
+
+    @property
+    def address(self) -> tuple[str, int]:
+        """``(host, port)`` the server listens on (the real port when bound to port 0)."""
+        host, port = self._server.address[:2]
+        return host, port
+
+    @property
+    def url(self) -> str:
+        host, port = self.address
+        return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+
+    def stop(self, grace: float = DEFAULT_GRACE) -> None:
+        """Stop accepting; give in-flight requests up to ``grace`` seconds; close every connection.
+
+        Safe to call more than once and from several greenlets: later calls wait for the first.
+        """
+        if self._stopping:
+            self._stopped.wait()
+            return
+        self._stopping = True
+        try:
+            self._server.close()
+            if grace > 0 and not self.in_flight.wait_idle(grace):
+                logger.warning(
+                    "%d request(s) still in flight after the %gs grace period; closing their connections "
+                    "(the runtime retries them)",
+                    self.in_flight.count,
+                    grace,
+                )
+            self._server.stop(timeout=0)
+        finally:
+            self._stopped.set()
+
+    def join(self, timeout: float | None = None) -> bool:
+        """Block the calling greenlet until the server has stopped; False after ``timeout``."""
+        return bool(self._stopped.wait(timeout))
+
+    @property
+    def stopped(self) -> bool:
+        return bool(self._stopped.is_set())
+
+    def __enter__(self) -> EndpointServer:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+class ThreadedEndpointServer:
+    """An endpoint server on its own gevent hub in a daemon thread (``endpoint.start_in_thread``).
+
+    For applications that do not use gevent. Handlers run on that thread's hub: they are
+    concurrent with one another only where they block cooperatively — on the context (``ctx``
+    calls) and on I/O done through gevent (a monkey-patched standard library, ``gevent.socket``,
+    ...). Plain blocking I/O in a handler or ``run`` block holds up every invocation of this
+    endpoint (not the application's other threads) while it lasts; CPU-bound work holds the
+    GIL as any thread does. ``run(..., background=True)`` moves a block onto a thread pool.
+    """
+
+    def __init__(
+        self,
+        handler: Handler,
+        bind: str | tuple[str, int] | None = None,
+        *,
+        listener: Any = None,
+        limits: H2Limits = DEFAULT_LIMITS,
+        http1_limits: Http1Limits = DEFAULT_HTTP1_LIMITS,
+    ) -> None:
+        self._args = (handler, bind)
+        self._kwargs: dict[str, Any] = {"listener": listener, "limits": limits, "http1_limits": http1_limits}
+        _listener(bind, listener)  # the argument error here, not on the thread
+        self._ready = threading.Event()
+        self._stopped = threading.Event()
+        self._error: BaseException | None = None
+        self._wake: Any = None
+        self._grace = DEFAULT_GRACE
+        self._address: tuple[str, int] | None = None
+        self._thread = threading.Thread(target=self._run, name="restate-sync-endpoint", daemon=True)
+
+    def start(self, timeout: float = 10.0) -> ThreadedEndpointServer:
+        """Start the thread and wait until the server listens (or failed to start)."""
+        self._thread.start()
+        if not self._ready.wait(timeout):
+            raise RuntimeError(f"the endpoint server did not start within {timeout}s")
+        if self._error is not None:
+            raise RuntimeError(f"the endpoint server failed to start: {self._error}") from self._error
+        return self
+
+    def _run(self) -> None:
+        try:
+            server = EndpointServer(*self._args, **self._kwargs).start()
+            self._address = server.address
+            hub = gevent.get_hub()
+            stop_requested = Event()
+            self._wake = hub.loop.async_()
+            self._wake.start(stop_requested.set)
+        except BaseException as exc:
+            self._error = exc
+            self._ready.set()
+            self._stopped.set()
+            return
+        self._ready.set()
+        try:
+            stop_requested.wait()
+            server.stop(self._grace)
+        finally:
+            self._wake.close()
+            self._stopped.set()
+
+    @property
+    def address(self) -> tuple[str, int]:
+        assert self._address is not None, "ThreadedEndpointServer not started"
+        return self._address
+
+    @property
+    def url(self) -> str:
+        host, port = self.address
+        return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+
+    def stop(self, grace: float = DEFAULT_GRACE, timeout: float | None = None) -> None:
+        """Stop as :meth:`EndpointServer.stop` does and wait for it (``timeout``: how long at most)."""
+        if self._wake is None or self._stopped.is_set():
+            return
+        self._grace = grace
+        self._wake.send()
+        if not self._stopped.wait(timeout if timeout is not None else grace + 10):
+            raise RuntimeError("the endpoint server did not stop in time")
+        self._thread.join(timeout)
+
+    def join(self, timeout: float | None = None) -> bool:
+        """Wait (this thread) until the server has stopped; False after ``timeout``."""
+        return self._stopped.wait(timeout)
+
+    def __enter__(self) -> ThreadedEndpointServer:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def _serve_until_signalled(
+    endpoint: Any, listener: Any, grace: float, limits: H2Limits, http1_limits: Http1Limits
+) -> None:
     tune_process()
-    server = H2Server(endpoint.handle, listener, limits=limits)
+    warn_if_unpatched("serve")
+    server = EndpointServer(endpoint.handle, listener=listener, limits=limits, http1_limits=http1_limits)
     server.start()
 
     def stop() -> None:
-        logger.info("stopping: no new connections; in-flight invocations get %.0fs", grace)
+        logger.info("stopping: no new connections; in-flight invocations get %gs", grace)
         gevent.spawn(server.stop, grace)
 
     gevent.signal_handler(signal.SIGTERM, stop)
     gevent.signal_handler(signal.SIGINT, stop)
-    host, port = server.address[:2]
+    host, port = server.address
     logger.info(
         "restate_sync pid %d serving %s on %s:%s", os.getpid(), ", ".join(endpoint.services), host, port
     )
-    server.serve_forever()
+    server.join()
 
 
-def serve(endpoint: Any, bind: str, grace: float = DEFAULT_GRACE, limits: H2Limits = DEFAULT_LIMITS) -> None:
-    """Serve ``endpoint`` on ``bind`` in this process until SIGTERM/SIGINT (``limits``: see docs/limits.md)."""
-    _run_server(endpoint, parse_bind(bind), grace, limits)
+def serve(
+    endpoint: Any,
+    bind: str,
+    grace: float = DEFAULT_GRACE,
+    limits: H2Limits = DEFAULT_LIMITS,
+    http1_limits: Http1Limits = DEFAULT_HTTP1_LIMITS,
+) -> None:
+    """Serve ``endpoint`` on ``bind`` in this process until SIGTERM/SIGINT (limits: docs/limits.md)."""
+    _serve_until_signalled(endpoint, parse_bind(bind), grace, limits, http1_limits)
 
 
 def serve_workers(
-    endpoint: Any, bind: str, workers: int, grace: float = DEFAULT_GRACE, limits: H2Limits = DEFAULT_LIMITS
+    endpoint: Any,
+    bind: str,
+    workers: int,
+    grace: float = DEFAULT_GRACE,
+    limits: H2Limits = DEFAULT_LIMITS,
+    http1_limits: Http1Limits = DEFAULT_HTTP1_LIMITS,
 ) -> int:
     """Pre-fork ``workers`` processes that accept on one shared socket; returns an exit code.
 
@@ -97,7 +337,7 @@ def serve_workers(
             die_with_parent(supervisor)  # a killed supervisor leaves no worker behind
             code = 0
             try:
-                _run_server(endpoint, listener, grace, limits)
+                _serve_until_signalled(endpoint, listener, grace, limits, http1_limits)
             except BaseException:
                 logger.exception("worker %d crashed", slot)
                 code = 1

@@ -11,7 +11,9 @@ What the Kotlin runner does with Docker is done here with local processes on 127
       PORT=<port> SERVICES=A,B [E2E_REQUEST_SIGNING=publickeyv1_...] python test-services/serve.py
 
   registered with ``POST /deployments {"uri": "http://127.0.0.1:<port>/", "force": false}``
-  (``"use_http_11": true`` in the ``http11`` configuration, a deliberate addition);
+  (``"use_http_11": true`` in the ``http11`` configuration, a deliberate addition); in the
+  ``wsgiGunicorn`` configuration the same services are ``endpoint.app`` under a real
+  ``gunicorn -k gevent`` (:func:`gunicorn_gevent`), also registered over HTTP/1.1;
 * faults: SIGKILL / SIGTERM + restart of the server on the same data dir and ports
   (KillRuntime / StopRuntime) and of the services process on the same port (SleepWithFailures);
 * :class:`Ingress`, a tiny ingress client that maps requests exactly like the Kotlin
@@ -79,6 +81,9 @@ class Suite:
     not_run_reason: str | None = None
     #: restate-server nodes: 1, or a cluster (every role on every node, replication 2)
     nodes: int = 1
+    #: how the services are served: "serve" (``python test-services/serve.py``, the built-in
+    #: server) or "gunicorn" (their ``endpoint.app`` under ``gunicorn -k gevent``)
+    server: str = "serve"
 
     def includes(self, class_name: str, method: str) -> bool:
         if class_name in self.classes:
@@ -153,6 +158,9 @@ SUITES: dict[str, Suite] = {
         # Not in the Kotlin suite: the default scenario set against a request/response
         # (HTTP/1.1) registration of the same endpoint.
         Suite("http11", {}, _D - {"Custom"}, use_http_11=True),
+        # Also not in the Kotlin suite: the http11 scenarios against the services' WSGI app
+        # (endpoint.app) under gunicorn's gevent worker.
+        Suite("wsgiGunicorn", {}, _D - {"Custom"}, use_http_11=True, server="gunicorn"),
         # Three nodes with every role, replicated metadata and log, replication 2, 4 partitions;
         # the classes tagged only-single-node (KillRuntime, StopRuntime, NonDeterminismErrors)
         # are not in these suites upstream either.
@@ -175,6 +183,7 @@ ALL_SUITES = [
     "lazyStateAlwaysSuspending",
     "persistedTimers",
     "http11",
+    "wsgiGunicorn",
     "threeNodes",
     "threeNodesAlwaysSuspending",
 ]
@@ -191,7 +200,7 @@ class NotRun:
 NOT_RUN: list[NotRun] = [
     NotRun(
         "ServiceToServiceScopeConcurrency.scopeAndLimitKeyArePropagatedOnServiceToServiceCalls [v2]",
-        ("default", "http11"),
+        ("default", "http11", "wsgiGunicorn"),
         "needs restate protocol V7 and vqueues (RESTATE_EXPERIMENTAL_ENABLE_PROTOCOL_V7/_VQUEUES), a "
         "concurrency rule book applied on every partition (checked with `restatectl sql` against "
         "partition_state inside the runtime) and a second, harness-hosted deployment "
@@ -631,11 +640,38 @@ def expect_http_error(fn: Callable[[], Any]) -> HttpError:
 # --------------------------------------------------------------------------------------------
 
 
+def gunicorn_gevent(script: Path, port: int) -> list[str]:
+    """``gunicorn -k gevent`` serving ``build_endpoint()`` of ``script`` (its ``endpoint.app``).
+
+    gunicorn calls the factory in its worker, after the fork, with the same environment
+    (``SERVICES``, ``E2E_REQUEST_SIGNING``) serve.py reads. ``--graceful-timeout 10`` is
+    ``docker stop``'s grace; the control socket (gunicorn 25.1+) is not wanted here.
+    """
+    return [
+        sys.executable,
+        "-m",
+        "gunicorn",
+        "-k",
+        "gevent",
+        "--bind",
+        f"127.0.0.1:{port}",
+        "--workers",
+        "1",
+        "--graceful-timeout",
+        "10",
+        "--no-control-socket",
+        "--chdir",
+        str(script.parent),
+        f"{script.stem}:build_endpoint()",
+    ]
+
+
 class ServicesProcess:
     """The SDK test-services process (``python test-services/serve.py``) on a fixed port.
 
     It runs in its own session, so a kill reaches any worker it forks, like killing a container.
-    stdout and stderr go (appended across restarts) to ``log_path``.
+    stdout and stderr go (appended across restarts) to ``log_path``. ``server="gunicorn"`` serves
+    the same services with gunicorn's gevent worker instead (:func:`gunicorn_gevent`).
     """
 
     def __init__(
@@ -647,6 +683,7 @@ class ServicesProcess:
         log_path: Path,
         ingress_url: str,
         cwd: Path = REPO_ROOT,
+        server: str = "serve",
     ) -> None:
         self.script = script
         self.port = port
@@ -654,9 +691,13 @@ class ServicesProcess:
         self.extra_env = dict(extra_env)
         self.log_path = log_path
         self.ingress_url = ingress_url
-        self.process = LoggedProcess(
-            [sys.executable, str(script)], log_path, env=self.env(), cwd=cwd, name="test-services process"
-        )
+        if server == "gunicorn":
+            command = gunicorn_gevent(script, port)
+        elif server == "serve":
+            command = [sys.executable, str(script)]
+        else:
+            raise ValueError(f"unknown services server {server!r}")
+        self.process = LoggedProcess(command, log_path, env=self.env(), cwd=cwd, name="test-services process")
 
     @property
     def url(self) -> str:
@@ -883,6 +924,7 @@ class ConformanceEnv:
             self.spec.service_env,
             self.services_log,
             f"http://127.0.0.1:{ingress_port}",
+            server=self.suite.server,
         )
         # Both processes start in parallel: Popen returns at once, the server start blocks until
         # healthy, and the registration below waits for the services to answer discovery.
@@ -926,6 +968,7 @@ class ConformanceEnv:
             self.spec.service_env,
             self.services_log,
             self.cluster.ingress_url,
+            server=self.suite.server,
         )
         self.services.start()
         self.deployment = self._register()

@@ -7,6 +7,7 @@ import json
 import logging
 import re
 import socket
+import struct
 import threading
 import time
 import uuid
@@ -14,14 +15,17 @@ from concurrent.futures import ThreadPoolExecutor
 
 import gevent
 import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 import restate_sync as restate
 import restate_sync.testing
 from restate_sync.exchange import SERVER_HEADER
+from restate_sync.identity import format_public_key
 from restate_sync.protocol import messages as m
 from restate_sync.protocol.framing import FrameDecoder, encode_frame
 from restate_sync.protocol.messages import pb
 from restate_sync.testing import EndpointThread
+from restate_sync.transport.http1limits import Http1Limits
 
 pytestmark = pytest.mark.e2e
 
@@ -456,3 +460,144 @@ def test_concurrent_invocations_use_several_connections(env):
     with ThreadPoolExecutor(8) as pool:
         results = list(pool.map(lambda n: env.ingress.call("H1Greeter", "greet", n), names))
     assert results == [f"HELLO, {n.upper()}!" for n in names]
+
+
+# ---------------------------------------------------------------------------- limits (docs/limits.md)
+
+LIMITS = Http1Limits(max_body_size=256 * 1024, head_timeout=0.5, idle_timeout=1.0, body_timeout=0.5)
+
+
+@pytest.fixture(scope="module")
+def limited():
+    server = restate.endpoint(*SERVICES).start_in_thread(bind="127.0.0.1:0", http1_limits=LIMITS)
+    yield server
+    server.stop(grace=1)
+
+
+@pytest.fixture(scope="module")
+def signed_only():
+    key = Ed25519PrivateKey.generate()
+    ep = restate.endpoint(*SERVICES).identity_key(format_public_key(key.public_key()))
+    server = ep.start_in_thread(bind="127.0.0.1:0")
+    yield server
+    server.stop(grace=1)
+
+
+def read_until_closed(sock: socket.socket) -> bytes:
+    """Everything the server sends until it closes the connection (bounded by the socket timeout)."""
+    received = b""
+    while chunk := sock.recv(65536):
+        received += chunk
+    return received
+
+
+def invoke_head(path: str, framing: str) -> bytes:
+    return f"POST {path} HTTP/1.1\r\nhost: x\r\ncontent-type: {INVOKE_V6}\r\n{framing}\r\n\r\n".encode()
+
+
+def chunk(data: bytes) -> bytes:
+    return f"{len(data):x}\r\n".encode() + data + b"\r\n"
+
+
+def test_content_length_above_the_limit_is_413_before_the_body_is_sent(limited):
+    head = invoke_head("/invoke/H1Echo/plain", f"content-length: {LIMITS.max_body_size + 1}")
+    with socket.create_connection(limited.address, timeout=5) as sock:
+        sock.sendall(head)  # and not one byte of the body
+        received = read_until_closed(sock)
+    assert received.startswith(b"HTTP/1.1 413 "), received[:200]
+    assert b"connection: close" in received.lower()
+    assert b"max_body_size" in received
+
+
+def waiting_start() -> bytes:
+    """StartMessage (2 known entries) + InputCommand: the attempt waits for a second entry."""
+    start = pb.StartMessage(id=b"\x02" * 24, debug_id="inv_1waiting", known_entries=2)
+    inp = pb.InputCommandMessage()
+    inp.value.content = b'"x"'
+    return encode_frame(m.START, start.SerializeToString()) + encode_frame(m.INPUT, inp.SerializeToString())
+
+
+def test_a_chunked_body_crossing_the_limit_is_413_and_the_connection_closed(limited):
+    # nothing is answered before the body crosses the limit: the attempt waits for a second
+    # entry, whose frame header declares a 1 MiB message
+    prefix = waiting_start() + struct.pack(">HHI", m.INPUT, 0, 1024 * 1024)
+    with socket.create_connection(limited.address, timeout=5) as sock:
+        sock.sendall(invoke_head("/invoke/H1Echo/plain", "transfer-encoding: chunked") + chunk(prefix))
+        sent = len(prefix)
+        try:
+            while sent <= LIMITS.max_body_size + 64 * 1024:
+                sock.sendall(chunk(b"\0" * 16384))
+                sent += 16384
+        except OSError:
+            pass  # the server may close before everything was sent
+        received = read_until_closed(sock)
+    assert received.startswith(b"HTTP/1.1 413 "), received[:200]
+
+
+def test_an_unsigned_request_is_refused_on_its_head_without_reading_the_body(signed_only):
+    head = invoke_head("/invoke/H1Echo/plain", "content-length: 33554432")  # 32 MiB, never sent
+    with socket.create_connection(signed_only.address, timeout=5) as sock:
+        sock.sendall(head)
+        received = read_until_closed(sock)
+    assert received.startswith(b"HTTP/1.1 401 Unauthorized\r\n"), received[:200]
+    assert b"connection: close" in received.lower()
+
+
+def test_expect_100_continue_is_not_answered_for_a_refused_request(limited):
+    head = invoke_head("/invoke/H1Echo/nope", "content-length: 100\r\nexpect: 100-continue")
+    with socket.create_connection(limited.address, timeout=5) as sock:
+        sock.sendall(head)
+        received = read_until_closed(sock)
+    assert received.startswith(b"HTTP/1.1 404 Not Found\r\n"), received[:200]
+    assert b"100 Continue" not in received
+
+
+def test_both_content_length_and_transfer_encoding_is_400_and_the_connection_closed(limited):
+    request = (
+        invoke_head("/invoke/H1Echo/plain", "content-length: 5\r\ntransfer-encoding: chunked")
+        + b"5\r\nhello\r\n0\r\n\r\nGET /health HTTP/1.1\r\nhost: x\r\n\r\n"
+    )
+    with socket.create_connection(limited.address, timeout=5) as sock:
+        sock.sendall(request)
+        received = read_until_closed(sock)
+    assert received.startswith(b"HTTP/1.1 400 Bad Request\r\n"), received[:200]
+    assert b"RFC 9112" in received
+    assert received.count(b"HTTP/1.1 ") == 1  # the request smuggled behind it is not answered
+
+
+def test_a_head_not_complete_in_time_gets_408(limited):
+    with socket.create_connection(limited.address, timeout=5) as sock:
+        started = time.monotonic()  # before the server can have seen the first byte
+        sock.sendall(b"GET /health HTTP/1.1\r\nhost: x\r\n")  # never finished
+        received = read_until_closed(sock)
+    assert received.startswith(b"HTTP/1.1 408 Request Timeout\r\n"), received[:200]
+    assert time.monotonic() - started >= LIMITS.head_timeout
+
+
+def test_an_idle_keep_alive_connection_is_closed(limited):
+    with socket.create_connection(limited.address, timeout=5) as sock:
+        started = time.monotonic()  # the connection is idle from after the response on
+        sock.sendall(b"GET /health HTTP/1.1\r\nhost: x\r\n\r\n")
+        head, body = read_head(sock)
+        assert head.startswith(b"HTTP/1.1 200 OK")
+        rest = read_until_closed(sock)  # the server closes once idle_timeout passed
+    assert body + rest == b'{"status":"ok"}'
+    assert time.monotonic() - started >= LIMITS.idle_timeout
+
+
+def test_a_stalled_body_is_abandoned_with_408(limited):
+    body = waiting_start()
+    with socket.create_connection(limited.address, timeout=5) as sock:
+        sock.sendall(invoke_head("/invoke/H1Echo/plain", f"content-length: {len(body) + 100}") + body)
+        received = read_until_closed(sock)  # the last 100 bytes never come
+    assert received.startswith(b"HTTP/1.1 408 "), received[:200]
+
+
+def test_many_pipelined_requests_are_answered_in_order(limited):
+    request = b"GET /health HTTP/1.1\r\nhost: x\r\n\r\n"
+    count = 3000  # about 100 KiB of requests, more than max_head_size is read ahead at a time
+    with socket.create_connection(limited.address, timeout=10) as sock:
+        sock.sendall(request * count + b"GET /nope HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n")
+        received = read_until_closed(sock)
+    statuses = re.findall(rb"HTTP/1\.1 (\d{3}) ", received)
+    assert statuses == [b"200"] * count + [b"404"]
