@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 import ujson
 
+from ._ratelimit import RateLimitedLog, truncate
 from .context import Context, context_factory
 from .discovery import MANIFEST_CONTENT_TYPE, ManifestError, build_manifest, negotiate_manifest_version
 from .exchange import SERVER_HEADER, Exchange
@@ -26,7 +27,6 @@ from .invocation import Attempt
 from .middleware import Middleware, MiddlewareChain
 from .protocol.vm import MAX_PROTOCOL_VERSION, MIN_PROTOCOL_VERSION, VM
 from .service import HandlerDefinition, ServiceDefinition, service_definition
-from ._ratelimit import RateLimitedLog, truncate
 
 if TYPE_CHECKING:  # the transports are imported when first used
     from .transport.serving import EndpointServer, ThreadedEndpointServer

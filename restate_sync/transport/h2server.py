@@ -49,9 +49,9 @@ from gevent.pool import Pool
 from gevent.server import StreamServer
 from greenlet import getcurrent
 
+from .._ratelimit import RateLimitedLog
 from ..exchange import DISCONNECTED, EOF, Inbox
 from . import h2frames as f
-from .._ratelimit import RateLimitedLog
 from .h2connection import (
     ConnectionTerminated,
     DataReceived,

@@ -50,8 +50,8 @@ import gevent
 import h11
 from gevent.lock import Semaphore
 
-from ..exchange import DISCONNECTED, SERVER_HEADER, Inbox
 from .._ratelimit import RateLimitedLog, truncate
+from ..exchange import DISCONNECTED, SERVER_HEADER, Inbox
 from .body import BodyFeed, BodyTooLarge, too_large
 from .http1limits import DEFAULT_HTTP1_LIMITS, Http1Limits
 

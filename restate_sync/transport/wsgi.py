@@ -39,8 +39,8 @@ from urllib.parse import quote
 import gevent
 from gevent.lock import Semaphore
 
-from ..exchange import DISCONNECTED, SERVER_HEADER, Handler, Inbox
 from .._ratelimit import RateLimitedLog, truncate
+from ..exchange import DISCONNECTED, SERVER_HEADER, Handler, Inbox
 from .body import DEFAULT_MAX_BODY_SIZE, BodyFeed, BodyTooLarge, declared_length, pump, too_large
 from .patching import warn_if_unpatched
 
