@@ -25,8 +25,10 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def serve(*extra: str, port: int) -> subprocess.Popen[str]:
     return subprocess.Popen(
-        [sys.executable, "-m", "restate_sync.cli", "serve", "examples/greeter.py:endpoint"]
-        + ["--bind", f"127.0.0.1:{port}", *extra],
+        [
+            *(sys.executable, "-m", "restate_sync.cli", "serve", "examples/greeter.py:endpoint"),
+            *("--bind", f"127.0.0.1:{port}", *extra),
+        ],
         cwd=ROOT,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
