@@ -128,6 +128,8 @@ class CallOptions(TypedDict, total=False):
     headers: Mapping[str, str] | None
     input_serde: Serde[Any] | None
     output_serde: Serde[Any] | None
+    scope: str | None
+    limit_key: str | None
 
 
 class SendOptions(TypedDict, total=False):
@@ -137,6 +139,8 @@ class SendOptions(TypedDict, total=False):
     idempotency_key: str | None
     headers: Mapping[str, str] | None
     input_serde: Serde[Any] | None
+    scope: str | None
+    limit_key: str | None
 
 
 class AttemptFinishedEvent:
@@ -158,9 +162,13 @@ class AttemptFinishedEvent:
 
 
 class Request:
-    """The invocation's request: id, headers, raw body, and the attempt-finished event."""
+    """The invocation's request: id, headers, raw body, and the attempt-finished event.
 
-    __slots__ = ("attempt_finished_event", "body", "headers", "id")
+    ``idempotency_key``, ``scope`` and ``limit_key`` are this invocation's own (``None`` when it
+    has none, and always with service protocol V5/V6, which do not carry them).
+    """
+
+    __slots__ = ("attempt_finished_event", "body", "headers", "id", "idempotency_key", "limit_key", "scope")
 
     def __init__(
         self,
@@ -168,11 +176,17 @@ class Request:
         headers: dict[str, str],
         body: bytes,
         attempt_finished_event: AttemptFinishedEvent,
+        idempotency_key: str | None = None,
+        scope: str | None = None,
+        limit_key: str | None = None,
     ) -> None:
         self.id = invocation_id
         self.headers = headers
         self.body = body
         self.attempt_finished_event = attempt_finished_event
+        self.idempotency_key = idempotency_key
+        self.scope = scope
+        self.limit_key = limit_key
 
     def __repr__(self) -> str:
         return f"Request(id={self.id!r})"
@@ -246,6 +260,9 @@ class Context(Protocol):
             dict(invocation.headers),
             invocation.input,
             AttemptFinishedEvent(driver.finished),
+            invocation.idempotency_key,
+            invocation.scope,
+            invocation.limit_key,
         )
 
     # ------------------------------------------------------------------ invocation metadata
@@ -403,7 +420,10 @@ class Context(Protocol):
         headers: Mapping[str, str] | None,
         input_serde: Serde[Any] | None,
         output_serde: Serde[Any] | None,
+        scope: str | None = None,
+        limit_key: str | None = None,
     ) -> DurableCallFuture[Any]:
+        _check_call_keys(what, idempotency_key, scope, limit_key)
         vm = self._driver.usable_vm()
         service, handler, key, arg = _call_arguments(kind, what, target, rest)
         service_name, handler_name, in_serde, out_serde = self._target(
@@ -416,6 +436,8 @@ class Context(Protocol):
             key=key,
             idempotency_key=idempotency_key,
             headers=list(headers.items()) if headers else (),
+            scope=scope,
+            limit_key=limit_key,
         )
         return DurableCallFuture(
             self._driver,
@@ -434,7 +456,10 @@ class Context(Protocol):
         idempotency_key: str | None,
         headers: Mapping[str, str] | None,
         input_serde: Serde[Any] | None,
+        scope: str | None = None,
+        limit_key: str | None = None,
     ) -> SendHandle:
+        _check_call_keys(what, idempotency_key, scope, limit_key)
         vm = self._driver.usable_vm()
         service, handler, key, arg = _call_arguments(kind, what, target, rest)
         service_name, handler_name, in_serde, _ = self._target(kind, service, handler, input_serde, None)
@@ -451,6 +476,8 @@ class Context(Protocol):
             idempotency_key=idempotency_key,
             headers=list(headers.items()) if headers else (),
             invoke_time_ms=invoke_time,
+            scope=scope,
+            limit_key=limit_key,
         )
         return SendHandle(self._driver, HandleFuture(self._driver, handle, identity))
 
@@ -490,8 +517,14 @@ class Context(Protocol):
         headers: Mapping[str, str] | None = None,
         input_serde: Serde[Any] | None = None,
         output_serde: Serde[Any] | None = None,
+        scope: str | None = None,
+        limit_key: str | None = None,
     ) -> DurableCallFuture[Any]:
         """Call a ``Service`` handler; ``.result()`` waits for its response.
+
+        ``scope`` and ``limit_key`` (service protocol V7) place the callee in a flow-control scope,
+        and a limit key within it, which restate-server's concurrency rules apply to (the same on
+        every call and send).
 
         The target is a handler reference (``service_call(Greeter.greet, "World")``, input and
         output types from the handler), or a service (class or name) and a handler (function or
@@ -506,6 +539,8 @@ class Context(Protocol):
             headers,
             input_serde,
             output_serde,
+            scope,
+            limit_key,
         )
 
     @overload
@@ -545,6 +580,8 @@ class Context(Protocol):
         headers: Mapping[str, str] | None = None,
         input_serde: Serde[Any] | None = None,
         output_serde: Serde[Any] | None = None,
+        scope: str | None = None,
+        limit_key: str | None = None,
     ) -> DurableCallFuture[Any]:
         """Call a ``VirtualObject`` handler on ``key``: ``object_call(Counter.add, key, 5)`` or
         ``object_call("Counter", "add", key, 5)``."""
@@ -557,6 +594,8 @@ class Context(Protocol):
             headers,
             input_serde,
             output_serde,
+            scope,
+            limit_key,
         )
 
     @overload
@@ -596,6 +635,8 @@ class Context(Protocol):
         headers: Mapping[str, str] | None = None,
         input_serde: Serde[Any] | None = None,
         output_serde: Serde[Any] | None = None,
+        scope: str | None = None,
+        limit_key: str | None = None,
     ) -> DurableCallFuture[Any]:
         """Call a ``Workflow`` handler on ``key``: ``workflow_call(UserSignup.run, key, email)``."""
         return self._call(
@@ -607,6 +648,8 @@ class Context(Protocol):
             headers,
             input_serde,
             output_serde,
+            scope,
+            limit_key,
         )
 
     @overload
@@ -635,10 +678,21 @@ class Context(Protocol):
         idempotency_key: str | None = None,
         headers: Mapping[str, str] | None = None,
         input_serde: Serde[Any] | None = None,
+        scope: str | None = None,
+        limit_key: str | None = None,
     ) -> SendHandle:
         """Invoke a ``Service`` handler without waiting (optionally after ``delay``)."""
         return self._send(
-            ServiceKind.SERVICE, "service_send", target, rest, delay, idempotency_key, headers, input_serde
+            ServiceKind.SERVICE,
+            "service_send",
+            target,
+            rest,
+            delay,
+            idempotency_key,
+            headers,
+            input_serde,
+            scope,
+            limit_key,
         )
 
     @overload
@@ -668,6 +722,8 @@ class Context(Protocol):
         idempotency_key: str | None = None,
         headers: Mapping[str, str] | None = None,
         input_serde: Serde[Any] | None = None,
+        scope: str | None = None,
+        limit_key: str | None = None,
     ) -> SendHandle:
         """Invoke a ``VirtualObject`` handler on ``key`` without waiting."""
         return self._send(
@@ -679,6 +735,8 @@ class Context(Protocol):
             idempotency_key,
             headers,
             input_serde,
+            scope,
+            limit_key,
         )
 
     @overload
@@ -713,10 +771,21 @@ class Context(Protocol):
         idempotency_key: str | None = None,
         headers: Mapping[str, str] | None = None,
         input_serde: Serde[Any] | None = None,
+        scope: str | None = None,
+        limit_key: str | None = None,
     ) -> SendHandle:
         """Invoke a ``Workflow`` handler on ``key`` without waiting."""
         return self._send(
-            ServiceKind.WORKFLOW, "workflow_send", target, rest, delay, idempotency_key, headers, input_serde
+            ServiceKind.WORKFLOW,
+            "workflow_send",
+            target,
+            rest,
+            delay,
+            idempotency_key,
+            headers,
+            input_serde,
+            scope,
+            limit_key,
         )
 
     def cancel_invocation(self, invocation_id: str) -> None:
@@ -1033,6 +1102,18 @@ def _encode(serde: Serde[Any], value: Any, what: str) -> bytes:
         return serde.serialize(value)
     except Exception as exc:
         raise _encode_error(what, value, exc) from exc
+
+
+def _check_call_keys(
+    what: str, idempotency_key: str | None, scope: str | None, limit_key: str | None
+) -> None:
+    for name, value in (("idempotency_key", idempotency_key), ("scope", scope), ("limit_key", limit_key)):
+        if value is not None and (not isinstance(value, str) or not value):
+            raise MisuseError(f"ctx.{what}(): {name} must be a non-empty string, got {value!r}")
+    if limit_key is not None and scope is None:
+        raise MisuseError(
+            f"ctx.{what}(): limit_key needs a scope (restate-server applies limit keys within a scope)"
+        )
 
 
 def _encode_error(what: str, value: Any, exc: Exception) -> MisuseError:

@@ -77,29 +77,42 @@ class InvocationRetryPolicy:
 class RunRetryPolicy:
     """Retry policy of one ``run`` step.
 
-    When ``max_attempts`` or ``max_duration`` is exhausted, the step fails with a
-    ``TerminalError`` carrying the last error's message. Unset intervals default to 50 ms initially
-    and a 10 s cap. With no policy at all (``retry_policy=None``), the invocation retry policy of
-    restate-server applies to the failing step.
+    Unset intervals default to 50 ms initially, a factor of 2 and a 10 s cap once any field is
+    set; a policy with no field set (like ``retry_policy=None``) leaves the failing step to
+    restate-server's invocation retry policy. When ``max_attempts`` or ``max_duration`` is
+    exhausted, ``on_max_attempts`` decides: ``"fail"`` (the default) fails the step with a
+    ``TerminalError`` carrying the last error's message; ``"pause"`` pauses the invocation (it
+    can be resumed from the CLI/UI) — that needs service protocol V7 (restate-server with
+    ``RESTATE_EXPERIMENTAL_ENABLE_PROTOCOL_V7=true``); on older protocol versions the attempt
+    fails with error 573.
     """
 
     initial_interval: Duration | None = None
     max_interval: Duration | None = None
     max_attempts: int | None = None
-    exponentiation_factor: float = 2.0
+    exponentiation_factor: float | None = None
     max_duration: Duration | None = None
+    on_max_attempts: str | None = None  # "fail" | "pause"
 
     def __post_init__(self) -> None:
         _check_attempts(self.max_attempts)
         _check_factor(self.exponentiation_factor)
+        if self.on_max_attempts is not None:
+            value = getattr(self.on_max_attempts, "value", self.on_max_attempts)  # accept enum members
+            if not isinstance(value, str) or value.lower() not in ("fail", "pause"):
+                raise ValueError(f"on_max_attempts must be 'fail' or 'pause', got {self.on_max_attempts!r}")
+            object.__setattr__(self, "on_max_attempts", value.lower())
         self.to_vm()  # validates every duration now
 
     def to_vm(self) -> RetryPolicy:
         """The policy in the state machine's terms (milliseconds)."""
         return RetryPolicy(
             initial_interval_ms=optional_millis(self.initial_interval, "initial_interval"),
-            exponentiation_factor=float(self.exponentiation_factor),
+            exponentiation_factor=None
+            if self.exponentiation_factor is None
+            else float(self.exponentiation_factor),
             max_interval_ms=optional_millis(self.max_interval, "max_interval"),
             max_attempts=self.max_attempts,
             max_duration_ms=optional_millis(self.max_duration, "max_duration"),
+            on_max_attempts=self.on_max_attempts or "fail",
         )

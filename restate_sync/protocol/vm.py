@@ -1,4 +1,4 @@
-"""The sans-I/O state machine of one invocation attempt (service protocol V5–V6).
+"""The sans-I/O state machine of one invocation attempt (service protocol V5–V7).
 
 Rules of this file
 ------------------
@@ -9,6 +9,8 @@ Rules of this file
   :meth:`VM.take_output`; time is passed in by the caller.
 * Every protocol violation writes one ``ErrorMessage`` naming what arrived and in which phase,
   closes the VM, and from then on every syscall raises :class:`InvocationFailedError`.
+* Behaviour is checked message for message against Restate's shared core (the VM every
+  official SDK embeds) by ``tests/differential``; the deliberate differences are listed there.
 
 Theory of operation
 -------------------
@@ -27,6 +29,13 @@ on journal order.
 Notification ids ("handles") are plain values: a completion id ``n`` is ``n`` (> 0), an unnamed
 signal ``n`` is ``-n`` (so the cancel signal is ``-1`` and awakeables are ``-17, -18, ...``), and
 a named signal is its ``str`` name.
+
+Version differences (V7 only): a run proposal carries ``REQUESTED_ACK`` and the runtime answers
+with ``ProposeRunCompletionAck`` (the proposed result is kept here until then); a wait with the
+input open writes ``AwaitingOn``; a suspension is the unresolved future tree instead of flat
+lists; errors may ask the runtime to pause or fail instead of retrying; calls and sends carry a
+scope and a limit key; ``StartMessage`` carries the invocation's scope, limit key and
+idempotency key.
 """
 
 from __future__ import annotations
@@ -35,9 +44,9 @@ import base64
 import hashlib
 import struct
 from collections import deque
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from enum import Enum
+from enum import Enum, IntEnum
 from typing import Any, Final, NamedTuple
 
 from google.protobuf import text_format
@@ -45,7 +54,7 @@ from google.protobuf.message import DecodeError
 
 from ..errors import InvocationFailedError, ProtocolError, SuspendedError
 from . import messages as m
-from .framing import FrameDecoder, FramingError, encode_frame
+from .framing import REQUESTED_ACK, FrameDecoder, FramingError, configured_max_message_size, encode_frame
 from .messages import pb
 
 __all__ = [
@@ -55,6 +64,7 @@ __all__ = [
     "VM",
     "Combinator",
     "CombinatorKind",
+    "ErrorBehavior",
     "Failure",
     "Handle",
     "InvocationInput",
@@ -64,8 +74,9 @@ __all__ = [
 ]
 
 MIN_PROTOCOL_VERSION: Final = 5
-MAX_PROTOCOL_VERSION: Final = 6
+MAX_PROTOCOL_VERSION: Final = 7
 
+INTERNAL: Final = 500
 JOURNAL_MISMATCH: Final = 570
 PROTOCOL_VIOLATION: Final = 571
 UNSUPPORTED_FEATURE: Final = 573
@@ -75,6 +86,14 @@ Handle = int | str
 
 CANCEL_SIGNAL: Final = -1
 _FIRST_AWAKEABLE_SIGNAL: Final = 17
+
+
+class ErrorBehavior(IntEnum):
+    """What the runtime does after an ``ErrorMessage`` (V7; older versions only retry)."""
+
+    RETRY = 0
+    PAUSE = 1
+    FAIL = 2
 
 
 class Failure(NamedTuple):
@@ -137,7 +156,11 @@ class Progress(Enum):
 
 @dataclass(frozen=True)
 class InvocationInput:
-    """What ``sys_input`` hands to the SDK at the start of an attempt."""
+    """What ``sys_input`` hands to the SDK at the start of an attempt.
+
+    ``scope``, ``limit_key`` and ``idempotency_key`` come with protocol V7 (``None`` before,
+    or when the invocation has none).
+    """
 
     invocation_id: str
     raw_id: bytes
@@ -145,26 +168,35 @@ class InvocationInput:
     headers: list[tuple[str, str]]
     input: bytes
     random_seed: int
+    scope: str | None = None
+    limit_key: str | None = None
+    idempotency_key: str | None = None
 
 
 @dataclass(frozen=True)
 class RetryPolicy:
     """Retry policy of a ``run`` step; all durations in milliseconds.
 
-    ``None`` fields are unbounded. A policy with every field ``None`` is "infinite": the
-    runtime's invocation retry policy decides. ``max_attempts`` counts the first attempt.
+    ``None`` fields are unset. A policy with every field unset is "infinite": the runtime's
+    invocation retry policy decides. Otherwise it is exponential: 50 ms initially, factor 2, at
+    most 10 s between attempts unless set. ``max_attempts`` counts the first attempt. When
+    ``max_attempts`` or ``max_duration_ms`` is exhausted, ``on_max_attempts`` decides: ``"fail"``
+    records the last error as the step's terminal failure, ``"pause"`` (protocol V7) asks the
+    runtime to pause the invocation.
     """
 
     initial_interval_ms: int | None = None
-    exponentiation_factor: float = 2.0
+    exponentiation_factor: float | None = None
     max_interval_ms: int | None = None
     max_attempts: int | None = None
     max_duration_ms: int | None = None
+    on_max_attempts: str = "fail"
 
     @property
     def is_infinite(self) -> bool:
         return (
             self.initial_interval_ms is None
+            and self.exponentiation_factor is None
             and self.max_interval_ms is None
             and self.max_attempts is None
             and self.max_duration_ms is None
@@ -173,8 +205,9 @@ class RetryPolicy:
     def next_delay_ms(self, attempt: int) -> int:
         """Delay before retry number ``attempt`` (1 = after the first failure)."""
         initial = 50 if self.initial_interval_ms is None else self.initial_interval_ms
-        delay = initial * (self.exponentiation_factor ** (attempt - 1))
+        factor = 2.0 if self.exponentiation_factor is None else self.exponentiation_factor
         cap = 10_000 if self.max_interval_ms is None else self.max_interval_ms
+        delay = initial * factor ** (attempt - 1) if factor != 1.0 else float(initial)
         return int(min(delay, cap))
 
 
@@ -182,22 +215,47 @@ class RetryPolicy:
 class _RunInfo:
     command_index: int
     name: str
-    retry_count: int = 0
-    retry_duration_ms: int = 0
 
 
-@dataclass
 class _Call:
-    invocation_id_handle: int
-    invocation_id: str | None = None
+    __slots__ = ("invocation_id", "invocation_id_handle")
+
+    def __init__(self, invocation_id_handle: int) -> None:
+        self.invocation_id_handle = invocation_id_handle
+        self.invocation_id: str | None = None
 
 
 _SEED = struct.Struct(">Q")
 _SIGNAL_SUFFIX = struct.Struct(">I")
 _NOTIFICATION_TEMPLATE = pb.NotificationTemplate
+_CONTROL_TYPES = frozenset(
+    (
+        m.START,
+        m.SUSPENSION,
+        m.ERROR,
+        m.END,
+        m.PROPOSE_RUN_COMPLETION,
+        m.AWAITING_ON,
+        m.PROPOSE_RUN_COMPLETION_ACK,
+    )
+)
+
+_PB_BEHAVIOR = {
+    ErrorBehavior.RETRY: pb.ERROR_BEHAVIOR_RETRY,
+    ErrorBehavior.PAUSE: pb.ERROR_BEHAVIOR_PAUSE,
+    ErrorBehavior.FAIL: pb.ERROR_BEHAVIOR_FAIL,
+}
+
+# future-tree reduction states
+_PENDING, _SUCCEEDED, _FAILED, _SHORT = 0, 1, 2, 3
+_FC = CombinatorKind.FIRST_COMPLETED
+_AC = CombinatorKind.ALL_COMPLETED
+_FSAF = CombinatorKind.FIRST_SUCCEEDED_OR_ALL_FAILED
 
 
 def _one_line(message: Any) -> str:
+    if message is None:
+        return "an unknown command"
     return f"{message.DESCRIPTOR.name}{{{text_format.MessageToString(message, as_one_line=True)}}}"
 
 
@@ -212,14 +270,12 @@ def _failure_from_pb(failure: Any) -> Failure:
     return Failure(failure.code, failure.message, tuple((md.key, md.value) for md in failure.metadata))
 
 
-def _add_call_options(message: Any, headers: Sequence[tuple[str, str]], idempotency_key: str | None) -> None:
-    for header_key, header_value in headers:
-        message.headers.add(key=header_key, value=header_value)
-    if idempotency_key is not None:
-        message.idempotency_key = idempotency_key
+def _decode_keys(keys: Any) -> list[str]:
+    # like the shared core: keys that are not UTF-8 are decoded lossily, never rejected
+    return [key.decode("utf-8", "replace") for key in keys]
 
 
-def _decode_notification(template: Any) -> tuple[Handle, Result]:
+def _decode_notification(message_type: int, template: Any) -> tuple[Handle, Result]:
     id_kind = template.WhichOneof("id")
     if id_kind == "completion_id":
         handle: Handle = template.completion_id
@@ -228,7 +284,7 @@ def _decode_notification(template: Any) -> tuple[Handle, Result]:
     elif id_kind == "signal_name":
         handle = template.signal_name
     else:
-        raise ProtocolError(500, "notification without an id")
+        raise ProtocolError(INTERNAL, f"{m.message_name(message_type)} without an id")
     result_kind = template.WhichOneof("result")
     if result_kind == "value":
         return handle, template.value.content
@@ -239,19 +295,23 @@ def _decode_notification(template: Any) -> tuple[Handle, Result]:
     if result_kind == "invocation_id":
         return handle, template.invocation_id
     if result_kind == "state_keys":
-        return handle, [key.decode("utf-8") for key in template.state_keys.keys]
-    raise ProtocolError(500, f"notification for {handle!r} without a result")
+        return handle, _decode_keys(template.state_keys.keys)
+    raise ProtocolError(INTERNAL, f"{m.message_name(message_type)} for {handle!r} without a result")
 
 
 class VM:
     """State machine of one invocation attempt. Not thread-safe: drive it from one greenlet."""
 
-    def __init__(self, version: int, *, implicit_cancellation: bool = True) -> None:
+    def __init__(
+        self, version: int, *, implicit_cancellation: bool = True, max_message_size: int | None = None
+    ) -> None:
         if not MIN_PROTOCOL_VERSION <= version <= MAX_PROTOCOL_VERSION:
             raise ValueError(f"unsupported service protocol version {version}")
         self.version = version
         self.phase = Phase.WAITING_START
-        self._decoder = FrameDecoder()
+        self._decoder = FrameDecoder(
+            configured_max_message_size() if max_message_size is None else max_message_size
+        )
         self._output: list[bytes] = []
         self._input_closed = False
         self._failure: ProtocolError | None = None
@@ -264,10 +324,12 @@ class VM:
         self._command_index = -1  # index of the last command popped or written (Input = 0)
         self._next_completion_id = 1
         self._next_signal_id = _FIRST_AWAKEABLE_SIGNAL
+        self._wrote_command = False  # a command was written since replay ended (run retry info)
         # notifications
         self._queue: deque[tuple[Handle, Result]] = deque()
-        self._queued: dict[Handle, int] = {}
+        self._queued: dict[Handle, int] = {}  # handle -> how many queued notifications carry it
         self._ready: dict[Handle, Result] = {}
+        self._ready_later: dict[Handle, deque[Result]] = {}  # more results for a handle already ready
         # state
         self._state: dict[str, bytes | None] = {}
         self._state_partial = True
@@ -275,12 +337,13 @@ class VM:
         self._runs: dict[int, _RunInfo] = {}
         self._runs_to_execute: set[int] = set()
         self._runs_executing: set[int] = set()
+        self._proposals: dict[int, Result] = {}  # V7: proposed, not yet acknowledged
         self.run_to_execute: int | None = None
-        self._last_replayed_run: int | None = None
         # cancellation
         self._implicit_cancellation = implicit_cancellation
         self._cancel_delivered = False
         self._calls: list[_Call] = []
+        self._call_ids: dict[Handle, _Call] = {}
 
     # ------------------------------------------------------------------ input side
 
@@ -295,9 +358,9 @@ class VM:
                 if self.phase is Phase.CLOSED:  # type: ignore[comparison-overlap]  # _on_message may close
                     return
         except FramingError as exc:
-            self._fail(ProtocolError(500, f"cannot decode the message stream: {exc}"))
+            self._fail(ProtocolError(exc.code, f"cannot decode the message stream: {exc}"))
         except DecodeError as exc:
-            self._fail(ProtocolError(500, f"cannot decode a protocol message: {exc}"))
+            self._fail(ProtocolError(INTERNAL, f"cannot decode a protocol message: {exc}"))
         except ProtocolError as exc:
             self._fail(exc)
 
@@ -314,7 +377,7 @@ class VM:
             )
         elif self._decoder.pending and self.phase is not Phase.CLOSED:
             self._fail(
-                ProtocolError(500, f"input closed inside a message ({self._decoder.pending} bytes left)")
+                ProtocolError(INTERNAL, f"input closed inside a message ({self._decoder.pending} bytes left)")
             )
 
     @property
@@ -323,41 +386,37 @@ class VM:
 
     def _on_message(self, message_type: int, payload: bytes) -> None:
         phase = self.phase
-        if message_type not in m.MESSAGE_CLASSES:
-            raise ProtocolError(500, f"unknown message type 0x{message_type:04x} while {phase.value}")
-        if message_type == m.START:
-            if phase is not Phase.WAITING_START:
-                raise ProtocolError(PROTOCOL_VIOLATION, f"unexpected StartMessage while {phase.value}")
-            start = pb.StartMessage.FromString(payload)
-            if start.known_entries == 0:
-                raise ProtocolError(500, "StartMessage.known_entries is 0; the journal needs at least Input")
-            self._start = start
-            self._entries_to_receive = start.known_entries
-            self._state_partial = start.partial_state
-            state = self._state
-            for entry in start.state_map:
-                try:
-                    state[entry.key.decode("utf-8")] = entry.value
-                except UnicodeDecodeError:
-                    raise ProtocolError(500, f"state key {entry.key!r} is not UTF-8") from None
-            self.phase = Phase.WAITING_REPLAY_ENTRIES
-            return
+        if message_type < 0x0400:  # control messages
+            if message_type not in _CONTROL_TYPES:
+                raise ProtocolError(
+                    INTERNAL, f"unknown message type 0x{message_type:04x} while {phase.value}"
+                )
+            if message_type == m.START:
+                self._on_start(payload)
+                return
+            if message_type == m.PROPOSE_RUN_COMPLETION_ACK:
+                self._on_run_ack(payload)
+                return
+            raise ProtocolError(
+                PROTOCOL_VIOLATION, f"unexpected {m.message_name(message_type)} while {phase.value}"
+            )
         if phase is Phase.WAITING_START:
             raise ProtocolError(
                 PROTOCOL_VIOLATION, f"expected StartMessage, got {m.message_name(message_type)}"
             )
-        if m.is_notification(message_type):
-            handle, result = _decode_notification(_NOTIFICATION_TEMPLATE.FromString(payload))
-            self._queue.append((handle, result))
-            self._queued[handle] = self._queued.get(handle, 0) + 1
-        elif m.is_command(message_type):
+        if message_type < 0x8000:  # commands, known or not
             if phase is not Phase.WAITING_REPLAY_ENTRIES:
                 raise ProtocolError(
                     PROTOCOL_VIOLATION,
                     f"unexpected command {m.message_name(message_type)} while {phase.value}: "
                     "commands only arrive as the journal to replay",
                 )
-            self._replay.append((message_type, m.MESSAGE_CLASSES[message_type].FromString(payload)))
+            cls = m.MESSAGE_CLASSES.get(message_type)
+            self._replay.append((message_type, cls.FromString(payload) if cls is not None else None))
+        elif message_type < 0xFC00:  # notifications, known or not: all share one shape
+            handle, result = _decode_notification(message_type, _NOTIFICATION_TEMPLATE.FromString(payload))
+            self._queue.append((handle, result))
+            self._queued[handle] = self._queued.get(handle, 0) + 1
         else:
             raise ProtocolError(
                 PROTOCOL_VIOLATION, f"unexpected {m.message_name(message_type)} while {phase.value}"
@@ -365,9 +424,40 @@ class VM:
         if phase is Phase.WAITING_REPLAY_ENTRIES:
             self._entries_to_receive -= 1
             if self._entries_to_receive == 0:
-                if not self._replay or self._replay[0][0] != m.INPUT:
-                    raise ProtocolError(PROTOCOL_VIOLATION, "the journal does not start with an InputCommand")
                 self.phase = Phase.REPLAYING
+
+    def _on_start(self, payload: bytes) -> None:
+        if self.phase is not Phase.WAITING_START:
+            raise ProtocolError(PROTOCOL_VIOLATION, f"unexpected StartMessage while {self.phase.value}")
+        start = pb.StartMessage.FromString(payload)
+        self._start = start
+        self._entries_to_receive = start.known_entries
+        self._state_partial = start.partial_state
+        state = self._state
+        for entry in start.state_map:
+            try:
+                state[entry.key.decode("utf-8")] = entry.value
+            except UnicodeDecodeError:
+                raise ProtocolError(INTERNAL, f"eager state key {entry.key!r} is not UTF-8") from None
+        if start.known_entries == 0:
+            raise ProtocolError(INTERNAL, "StartMessage.known_entries is 0; the journal needs at least Input")
+        self.phase = Phase.WAITING_REPLAY_ENTRIES
+
+    def _on_run_ack(self, payload: bytes) -> None:
+        if self.phase is not Phase.PROCESSING:
+            raise ProtocolError(
+                PROTOCOL_VIOLATION, f"unexpected ProposeRunCompletionAckMessage while {self.phase.value}"
+            )
+        cid = pb.ProposeRunCompletionAckMessage.FromString(payload).completion_id
+        try:
+            result = self._proposals.pop(cid)
+        except KeyError:
+            raise ProtocolError(
+                PROTOCOL_VIOLATION, f"ProposeRunCompletionAck for completion {cid}, which has no proposal"
+            ) from None
+        # the stored run result takes the ack's place in the notification order, as on replay
+        self._queue.append((cid, result))
+        self._queued[cid] = self._queued.get(cid, 0) + 1
 
     # ------------------------------------------------------------------ output side
 
@@ -379,8 +469,8 @@ class VM:
         self._output = []
         return out[0] if len(out) == 1 else b"".join(out)
 
-    def _write(self, message_type: int, message: Any) -> None:
-        self._output.append(encode_frame(message_type, message.SerializeToString()))
+    def _write(self, message_type: int, message: Any, flags: int = 0) -> None:
+        self._output.append(encode_frame(message_type, message.SerializeToString(), flags))
 
     # ------------------------------------------------------------------ status
 
@@ -390,6 +480,12 @@ class VM:
         return self.phase in (Phase.REPLAYING, Phase.PROCESSING) or (
             self.phase is Phase.CLOSED and self._start is not None and self._entries_to_receive == 0
         )
+
+    def is_ready_to_execute(self) -> bool:
+        """Like :attr:`is_ready`, but raises :class:`InvocationFailedError` once the VM failed."""
+        if self._failure is not None:
+            raise InvocationFailedError(self._failure)
+        return self.is_ready
 
     @property
     def is_closed(self) -> bool:
@@ -411,7 +507,7 @@ class VM:
     def _check_open(self) -> None:
         if self.phase is Phase.CLOSED:
             self._raise_closed()
-        if self.phase not in (Phase.REPLAYING, Phase.PROCESSING):
+        if self.phase is not Phase.REPLAYING and self.phase is not Phase.PROCESSING:
             raise RuntimeError(f"syscall before the invocation is ready ({self.phase.value})")
 
     def _raise_closed(self) -> None:
@@ -423,7 +519,7 @@ class VM:
 
     # ------------------------------------------------------------------ failing
 
-    def _fail(self, error: ProtocolError) -> None:
+    def _fail(self, error: ProtocolError, behavior: ErrorBehavior = ErrorBehavior.RETRY) -> None:
         """Write ``ErrorMessage`` for ``error`` and close. Idempotent once closed."""
         if self.phase is Phase.CLOSED:
             return
@@ -434,13 +530,24 @@ class VM:
             message.related_command_name = error.related_command_name
         if error.related_command_type is not None:
             message.related_command_type = error.related_command_type
+        if behavior is not ErrorBehavior.RETRY:
+            message.behavior = _PB_BEHAVIOR[behavior]
         self._write(m.ERROR, message)
         self._failure = error
         self.phase = Phase.CLOSED
+        self._decoder.reset()
 
     def _fail_and_raise(self, error: ProtocolError) -> None:
         self._fail(error)
         raise InvocationFailedError(error)
+
+    def _unsupported(self, feature: str) -> None:
+        self._fail_and_raise(
+            ProtocolError(
+                UNSUPPORTED_FEATURE,
+                f"{feature} needs service protocol V7, but this invocation speaks V{self.version}",
+            )
+        )
 
     def notify_error(
         self,
@@ -452,9 +559,22 @@ class VM:
         related_command_name: str | None = None,
         related_command_type: int | None = None,
         next_retry_delay_ms: int | None = None,
+        behavior: ErrorBehavior = ErrorBehavior.RETRY,
     ) -> None:
-        """Fail the attempt with a retryable error (an exception escaped user code)."""
+        """Fail the attempt with an error from user code (retried unless ``behavior`` says otherwise).
+
+        ``behavior`` PAUSE/FAIL needs protocol V7; on older versions the attempt fails with 573.
+        """
         if self.phase is Phase.CLOSED:
+            return
+        if behavior is not ErrorBehavior.RETRY and self.version < 7:
+            self._fail(
+                ProtocolError(
+                    UNSUPPORTED_FEATURE,
+                    f"error behavior {behavior.name} needs service protocol V7, but this invocation "
+                    f"speaks V{self.version}",
+                )
+            )
             return
         error = pb.ErrorMessage(code=code, message=message, stacktrace=stacktrace)
         if related_command_index is not None:
@@ -465,6 +585,8 @@ class VM:
             error.related_command_type = related_command_type
         if next_retry_delay_ms is not None:
             error.next_retry_delay = next_retry_delay_ms
+        if behavior is not ErrorBehavior.RETRY:
+            error.behavior = _PB_BEHAVIOR[behavior]
         self._write(m.ERROR, error)
         self._failure = ProtocolError(code, message)
         self.phase = Phase.CLOSED
@@ -475,12 +597,14 @@ class VM:
         """Pop-and-compare (replaying) or write (processing) one command.
 
         Returns the journaled command while replaying, ``None`` while processing.
-        ``compare(expected, actual)`` overrides the default equality check.
+        ``compare(expected, actual)`` overrides the default equality check. A mismatch names
+        the command the handler executes now (as the shared core does).
         """
         self._check_open()
         self._command_index += 1
         if self.phase is Phase.PROCESSING:
             self._write(message_type, message)
+            self._wrote_command = True
             return None
         journal_type, journaled = self._replay.popleft()
         if journal_type != message_type:
@@ -490,8 +614,8 @@ class VM:
                     f"non-deterministic replay: the handler did {_one_line(message)} where the "
                     f"journal has {_one_line(journaled)} (command index {self._command_index})",
                     related_command_index=self._command_index,
-                    related_command_name=getattr(journaled, "name", None) or None,
-                    related_command_type=journal_type,
+                    related_command_name=_name_of(message),
+                    related_command_type=message_type,
                 )
             )
         if not (compare(message, journaled) if compare is not None else message == journaled):
@@ -502,8 +626,8 @@ class VM:
                     f"{self._command_index}: the handler did {_one_line(message)}, the journal has "
                     f"{_one_line(journaled)}",
                     related_command_index=self._command_index,
-                    related_command_name=getattr(journaled, "name", None) or None,
-                    related_command_type=journal_type,
+                    related_command_name=_name_of(message),
+                    related_command_type=message_type,
                 )
             )
         if not self._replay:
@@ -523,7 +647,25 @@ class VM:
         if self._command_index != -1:
             raise RuntimeError("sys_input called twice")
         self._command_index = 0
-        _, input_command = self._replay.popleft()
+        if not self._replay:
+            self._fail_and_raise(
+                ProtocolError(
+                    PROTOCOL_VIOLATION,
+                    "the journal has no commands, not even the InputCommand",
+                    related_command_index=0,
+                    related_command_type=m.INPUT,
+                )
+            )
+        journal_type, input_command = self._replay.popleft()
+        if journal_type != m.INPUT:
+            self._fail_and_raise(
+                ProtocolError(
+                    JOURNAL_MISMATCH,
+                    f"the journal starts with {_one_line(input_command)}, not with an InputCommand",
+                    related_command_index=0,
+                    related_command_type=m.INPUT,
+                )
+            )
         if not self._replay:
             self.phase = Phase.PROCESSING
         start = self._start
@@ -531,13 +673,25 @@ class VM:
             seed = start.random_seed
         else:
             seed = _SEED.unpack(hashlib.sha256(start.id).digest()[:8])[0]
+        if self.version >= 7:
+            return InvocationInput(
+                start.debug_id,
+                start.id,
+                start.key,
+                [(h.key, h.value) for h in input_command.headers],
+                input_command.value.content,
+                seed,
+                start.scope if start.HasField("scope") else None,
+                start.limit_key if start.HasField("limit_key") else None,
+                start.idempotency_key if start.HasField("idempotency_key") else None,
+            )
         return InvocationInput(
-            invocation_id=start.debug_id,
-            raw_id=start.id,
-            key=start.key,
-            headers=[(h.key, h.value) for h in input_command.headers],
-            input=input_command.value.content,
-            random_seed=seed,
+            start.debug_id,
+            start.id,
+            start.key,
+            [(h.key, h.value) for h in input_command.headers],
+            input_command.value.content,
+            seed,
         )
 
     def sys_write_output(self, result: bytes | Failure) -> None:
@@ -554,14 +708,11 @@ class VM:
         """Write ``EndMessage`` and close; the attempt completed."""
         self._check_open()
         if self._replay:
-            journal_type, journaled = self._replay[0]
             self._fail_and_raise(
                 ProtocolError(
-                    JOURNAL_MISMATCH,
-                    f"the handler returned, but the journal still has {_one_line(journaled)} "
+                    PROTOCOL_VIOLATION,
+                    f"the handler returned, but the journal still has {_one_line(self._replay[0][1])} "
                     f"at command index {self._command_index + 1}",
-                    related_command_index=self._command_index + 1,
-                    related_command_type=journal_type,
                 )
             )
         self._write(m.END, pb.EndMessage())
@@ -588,7 +739,12 @@ class VM:
                     pb.GetEagerStateCommandMessage(key=key_bytes),
                     lambda mine, theirs: mine.key == theirs.key and mine.name == theirs.name,
                 )
-                self._ready[cid] = journaled.value.content if journaled.HasField("value") else VOID
+                kind = journaled.WhichOneof("result")
+                if kind is None:
+                    self._fail_and_raise(
+                        ProtocolError(PROTOCOL_VIOLATION, "journaled GetEagerStateCommand has no result")
+                    )
+                self._ready[cid] = journaled.value.content if kind == "value" else VOID
                 return cid
             self._command(
                 m.GET_LAZY_STATE, pb.GetLazyStateCommandMessage(key=key_bytes, result_completion_id=cid)
@@ -621,7 +777,11 @@ class VM:
                     pb.GetEagerStateKeysCommandMessage(),
                     lambda mine, theirs: mine.name == theirs.name,
                 )
-                self._ready[cid] = [k.decode("utf-8") for k in journaled.value.keys]
+                if not journaled.HasField("value"):
+                    self._fail_and_raise(
+                        ProtocolError(PROTOCOL_VIOLATION, "journaled GetEagerStateKeysCommand has no value")
+                    )
+                self._ready[cid] = _decode_keys(journaled.value.keys)
                 return cid
         elif not self._state_partial:
             keys = sorted(k for k, v in self._state.items() if v is not None)
@@ -665,18 +825,17 @@ class VM:
         """Declare a side effect. If the journal has no result for it, it becomes executable."""
         self._check_open()
         cid = self._completion_id()
-        replaying = self.phase is Phase.REPLAYING
         self._command(m.RUN, pb.RunCommandMessage(result_completion_id=cid, name=name))
         self._runs[cid] = _RunInfo(self._command_index, name)
-        if cid not in self._ready and not self._queued.get(cid):
+        if cid not in self._ready and cid not in self._queued:
             self._runs_to_execute.add(cid)
-        self._last_replayed_run = cid if replaying and self.phase is Phase.PROCESSING else None
         return cid
 
     def propose_run_completion(self, handle: int, result: bytes | Failure) -> None:
         """Propose the outcome of an executed run (a value or a terminal failure)."""
         self._runs_executing.discard(handle)
-        if self.phase is Phase.CLOSED:
+        self._runs_to_execute.discard(handle)
+        if self.phase is not Phase.PROCESSING:
             return  # proposals after the VM closed are dropped
         message = pb.ProposeRunCompletionMessage(result_completion_id=handle)
         if isinstance(result, Failure):
@@ -684,7 +843,11 @@ class VM:
             _failure_to_pb(result, message.failure)
         else:
             message.value = result
-        self._write(m.PROPOSE_RUN_COMPLETION, message)
+        if self.version >= 7:
+            self._proposals[handle] = result
+            self._write(m.PROPOSE_RUN_COMPLETION, message, REQUESTED_ACK)
+        else:
+            self._write(m.PROPOSE_RUN_COMPLETION, message)
 
     def run_name(self, handle: int) -> str:
         """The name the handler gave the run ``handle`` (its handle number if unknown)."""
@@ -702,38 +865,47 @@ class VM:
         attempt_duration_ms: int = 0,
         next_retry_delay_ms: int | None = None,
     ) -> None:
-        """A run failed with a retryable error: retry it (ErrorMessage) or, exhausted, fail it.
+        """A run failed with a retryable error: retry it (ErrorMessage) or, exhausted, fail/pause it.
 
-        ``next_retry_delay_ms`` (the error's own "retry after") replaces the policy's delay.
+        ``next_retry_delay_ms`` (the error's own "retry after") replaces the policy's delay. Raises
+        :class:`InvocationFailedError` when the attempt ends here (retry or pause).
         """
         self._runs_executing.discard(handle)
-        if self.phase is Phase.CLOSED:
+        self._runs_to_execute.discard(handle)
+        if self.phase is not Phase.PROCESSING:
             return
         info = self._runs[handle]
-        if self._last_replayed_run == handle and self._start is not None:
+        if policy is None or policy.is_infinite:
+            self._run_error(info, message, code, stacktrace, delay_ms=next_retry_delay_ms)
+            return
+        if not self._wrote_command and self._start is not None:
             count = self._start.retry_count_since_last_stored_entry
             duration = self._start.duration_since_last_stored_entry if count > 0 else 0
         else:
             count, duration = 0, 0
         count += 1
         duration += attempt_duration_ms
-        if policy is None or policy.is_infinite:
-            self.notify_error(
-                message,
-                code=code,
-                stacktrace=stacktrace,
-                related_command_index=info.command_index,
-                related_command_name=info.name,
-                related_command_type=m.RUN,
-                next_retry_delay_ms=next_retry_delay_ms,
-            )
-            return
         exhausted = (policy.max_attempts is not None and policy.max_attempts <= count) or (
             policy.max_duration_ms is not None and policy.max_duration_ms <= duration
         )
-        if exhausted:
+        if not exhausted:
+            delay = policy.next_delay_ms(count) if next_retry_delay_ms is None else next_retry_delay_ms
+            self._run_error(info, message, code, stacktrace, delay_ms=delay)
+        elif policy.on_max_attempts == "pause":
+            self._run_error(info, message, code, stacktrace, behavior=ErrorBehavior.PAUSE)
+        else:
             self.propose_run_completion(handle, Failure(code, message))
-            return
+
+    def _run_error(
+        self,
+        info: _RunInfo,
+        message: str,
+        code: int,
+        stacktrace: str,
+        delay_ms: int | None = None,
+        behavior: ErrorBehavior = ErrorBehavior.RETRY,
+    ) -> None:
+        """End the attempt with the run's error; raises :class:`InvocationFailedError` (as the core)."""
         self.notify_error(
             message,
             code=code,
@@ -741,12 +913,25 @@ class VM:
             related_command_index=info.command_index,
             related_command_name=info.name,
             related_command_type=m.RUN,
-            next_retry_delay_ms=policy.next_delay_ms(count)
-            if next_retry_delay_ms is None
-            else next_retry_delay_ms,
+            next_retry_delay_ms=delay_ms,
+            behavior=behavior,
         )
+        self._raise_closed()
 
     # ------------------------------------------------------------------ syscalls: calls
+
+    def _check_call_options(
+        self, idempotency_key: str | None, scope: str | None, limit_key: str | None
+    ) -> None:
+        if idempotency_key is not None and not idempotency_key:
+            self._fail_and_raise(ProtocolError(INTERNAL, "the idempotency key must not be empty"))
+        if scope is not None or limit_key is not None:
+            if self.version < 7:
+                self._unsupported("a call scope or limit key")
+            if scope is not None and not scope:
+                self._fail_and_raise(ProtocolError(INTERNAL, "the scope must not be empty"))
+            if limit_key is not None and not limit_key:
+                self._fail_and_raise(ProtocolError(INTERNAL, "the limit key must not be empty"))
 
     def sys_call(
         self,
@@ -758,10 +943,12 @@ class VM:
         idempotency_key: str | None = None,
         headers: Sequence[tuple[str, str]] = (),
         name: str = "",
+        scope: str | None = None,
+        limit_key: str | None = None,
     ) -> tuple[int, int]:
         """Call a handler; returns ``(invocation_id_handle, result_handle)``."""
         self._check_open()
-        self._check_idempotency_key(idempotency_key)
+        self._check_call_options(idempotency_key, scope, limit_key)
         invocation_id_handle = self._completion_id()
         cid = self._completion_id()
         message = pb.CallCommandMessage(
@@ -773,9 +960,11 @@ class VM:
             result_completion_id=cid,
             name=name,
         )
-        _add_call_options(message, headers, idempotency_key)
+        _add_call_options(message, headers, idempotency_key, scope, limit_key)
         self._command(m.CALL, message)
-        self._calls.append(_Call(invocation_id_handle))
+        call = _Call(invocation_id_handle)
+        self._calls.append(call)
+        self._call_ids[invocation_id_handle] = call
         return invocation_id_handle, cid
 
     def sys_send(
@@ -789,10 +978,12 @@ class VM:
         headers: Sequence[tuple[str, str]] = (),
         invoke_time_ms: int = 0,
         name: str = "",
+        scope: str | None = None,
+        limit_key: str | None = None,
     ) -> int:
         """One-way call; returns the handle of the callee's invocation id."""
         self._check_open()
-        self._check_idempotency_key(idempotency_key)
+        self._check_call_options(idempotency_key, scope, limit_key)
         invocation_id_handle = self._completion_id()
         message = pb.OneWayCallCommandMessage(
             service_name=service,
@@ -803,7 +994,7 @@ class VM:
             invocation_id_notification_idx=invocation_id_handle,
             name=name,
         )
-        _add_call_options(message, headers, idempotency_key)
+        _add_call_options(message, headers, idempotency_key, scope, limit_key)
 
         def same(mine: Any, theirs: Any) -> bool:
             theirs_copy = type(theirs)()
@@ -813,10 +1004,6 @@ class VM:
 
         self._command(m.ONE_WAY_CALL, message, same)
         return invocation_id_handle
-
-    def _check_idempotency_key(self, idempotency_key: str | None) -> None:
-        if idempotency_key is not None and not idempotency_key:
-            self._fail_and_raise(ProtocolError(500, "the idempotency key must not be empty"))
 
     # ------------------------------------------------------------------ syscalls: signals, awakeables
 
@@ -897,7 +1084,18 @@ class VM:
 
     def take(self, handle: Handle) -> Result:
         """Remove and return the result of a completed handle."""
-        return self._ready.pop(handle)
+        result = self._ready.pop(handle)
+        if self._ready_later:
+            later = self._ready_later.get(handle)
+            if later:
+                self._ready[handle] = later.popleft()
+                if not later:
+                    del self._ready_later[handle]
+        if self._call_ids:
+            call = self._call_ids.get(handle)
+            if call is not None:
+                call.invocation_id = result  # remembered for implicit cancellation
+        return result
 
     def do_progress(self, future: FutureTree) -> Progress:
         """Advance an await on ``future``; see :class:`Progress` for what to do next.
@@ -908,39 +1106,69 @@ class VM:
         self._check_open()
         self.run_to_execute = None
         race_cancel = self._implicit_cancellation and not self._cancel_delivered
-        if race_cancel and CANCEL_SIGNAL in self._ready:
+        ready = self._ready
+        if type(future) is not Combinator:  # the common case: one leaf, raced with the cancel signal
+            while future not in ready and not (race_cancel and CANCEL_SIGNAL in ready):
+                if not self._move_one_notification():
+                    return self._no_progress([_FC, [future, CANCEL_SIGNAL]] if race_cancel else future)
+            progress = Progress.ANY_COMPLETED
+        elif self._implicit_cancellation:
+            # the wrapper stays after the cancellation was delivered, empty-handed (as in the core)
+            progress = self._progress(Combinator(_FC, (future, CANCEL_SIGNAL) if race_cancel else (future,)))
+        else:
+            progress = self._progress(future)
+        if race_cancel and progress is Progress.ANY_COMPLETED and CANCEL_SIGNAL in ready:
             return self._progress_cancellation()
+        return progress
+
+    def _progress(self, future: FutureTree) -> Progress:
+        ready = self._ready
+        if type(future) is not Combinator:
+            while future not in ready:
+                if not self._move_one_notification():
+                    return self._no_progress(future)
+            return Progress.ANY_COMPLETED
+        tree = _working_copy(future)
         while True:
-            if _settled(future, self._ready) is not None:
+            state = _reduce(tree, ready)
+            if state != _PENDING:
                 return Progress.ANY_COMPLETED
-            if race_cancel and CANCEL_SIGNAL in self._ready:
-                return self._progress_cancellation()
             if not self._move_one_notification():
-                break
+                return self._no_progress(tree)
+
+    def _no_progress(self, tree: Any) -> Progress:
+        """Nothing queued resolves ``tree`` (a leaf or a reduced working copy)."""
         if self.phase is Phase.REPLAYING:
-            awaited = sorted(str(h) for h in _leaves(future))
-            run = next((h for h in _leaves(future) if isinstance(h, int) and h in self._runs), None)
+            leaves = _leaves(tree)
+            run = next((h for h in reversed(leaves) if isinstance(h, int) and h in self._runs), None)
             info = self._runs.get(run) if run is not None else None
             self._fail_and_raise(
                 ProtocolError(
                     JOURNAL_MISMATCH,
                     "non-deterministic replay: the handler awaits "
-                    f"{', '.join(awaited)}, which the journal never completed before its next command",
+                    f"{', '.join(sorted(str(h) for h in leaves if h != CANCEL_SIGNAL))}, which the "
+                    "journal never completed before its next command",
                     related_command_index=info.command_index if info else None,
                     related_command_name=info.name if info else None,
                     related_command_type=m.RUN if info else None,
                 )
             )
-        for leaf in _leaves(future):
-            if isinstance(leaf, int) and leaf in self._runs_to_execute:
-                self._runs_to_execute.discard(leaf)
-                self._runs_executing.add(leaf)
-                self.run_to_execute = leaf
-                return Progress.EXECUTE_RUN
+        leaves = _leaves(tree)
+        if self._runs_to_execute:
+            for leaf in leaves:
+                if type(leaf) is int and leaf in self._runs_to_execute:
+                    self._runs_to_execute.discard(leaf)
+                    self._runs_executing.add(leaf)
+                    self.run_to_execute = leaf
+                    return Progress.EXECUTE_RUN
         if self._input_closed:
-            if any(leaf in self._runs_executing for leaf in _leaves(future)):
+            if self._runs_executing and any(leaf in self._runs_executing for leaf in leaves):
                 return Progress.WAITING
-            self._suspend(_pending_leaves(future, self._ready), race_cancel)
+            self._suspend(tree)
+        if self.version >= 7 and not self._runs_executing:
+            message = pb.AwaitingOnMessage()
+            _to_future_pb(tree, message.awaiting_on)
+            self._write(m.AWAITING_ON, message)
         return Progress.WAITING
 
     def _move_one_notification(self) -> bool:
@@ -952,96 +1180,180 @@ class VM:
             self._queued[handle] = count
         else:
             del self._queued[handle]
-        self._ready[handle] = result
+        if handle in self._ready:  # e.g. a named signal sent twice: results are taken in order
+            self._ready_later.setdefault(handle, deque()).append(result)
+        else:
+            self._ready[handle] = result
         return True
 
     def _progress_cancellation(self) -> Progress:
         """Cancel signal received: cancel child calls (once their ids are known), then report."""
         for call in self._calls:
-            if call.invocation_id is None and call.invocation_id_handle not in self._ready:
-                while call.invocation_id_handle not in self._ready and self._move_one_notification():
-                    pass
-                if call.invocation_id_handle not in self._ready:
-                    if self.phase is Phase.REPLAYING:
-                        self._fail_and_raise(
-                            ProtocolError(
-                                JOURNAL_MISMATCH,
-                                "non-deterministic replay: cancellation needs the invocation id of "
-                                f"call {call.invocation_id_handle}, which the journal does not have",
-                            )
-                        )
-                    if self._input_closed:
-                        self._suspend([call.invocation_id_handle], race_cancel=False)
-                    return Progress.WAITING
-            if call.invocation_id is None:
-                call.invocation_id = self._ready[call.invocation_id_handle]
+            if call.invocation_id is not None:
+                continue
+            handle = call.invocation_id_handle
+            progress = self._progress(handle)
+            if progress is not Progress.ANY_COMPLETED:
+                return progress
+            call.invocation_id = self._ready[handle]
         for call in self._calls:
             assert call.invocation_id is not None
             self.sys_cancel_invocation(call.invocation_id)
         self._calls.clear()
+        self._call_ids.clear()
         del self._ready[CANCEL_SIGNAL]
         self._cancel_delivered = True
         return Progress.CANCELLED
 
-    def _suspend(self, leaves: Iterable[Handle], race_cancel: bool) -> None:
+    def _suspend(self, tree: Any) -> None:
+        future = pb.Future()
+        _to_future_pb(tree, future)
+        if not _has_leaves(future):
+            self._fail_and_raise(ProtocolError(INTERNAL, "cannot suspend on an empty set of futures"))
         message = pb.SuspensionMessage()
-        for leaf in leaves:
-            if isinstance(leaf, str):
-                message.waiting_named_signals.append(leaf)
-            elif leaf > 0:
-                message.waiting_completions.append(leaf)
-            else:
-                message.waiting_signals.append(-leaf)
-        if race_cancel and 1 not in message.waiting_signals:
-            message.waiting_signals.append(1)
-        if not (message.waiting_completions or message.waiting_signals or message.waiting_named_signals):
-            self._fail_and_raise(ProtocolError(500, "cannot suspend on an empty set of futures"))
+        if self.version >= 7:
+            message.awaiting_on.CopyFrom(future)
+        else:
+            _flatten(future, message)
         self._write(m.SUSPENSION, message)
         self._suspended = True
         self.phase = Phase.CLOSED
         raise SuspendedError()
 
 
+def _name_of(message: Any) -> str | None:
+    name = getattr(message, "entry_name", None) if isinstance(message, pb.SendSignalCommandMessage) else None
+    if name is None:
+        name = getattr(message, "name", None)
+    return name or None
+
+
+def _add_call_options(
+    message: Any,
+    headers: Sequence[tuple[str, str]],
+    idempotency_key: str | None,
+    scope: str | None,
+    limit_key: str | None,
+) -> None:
+    for header_key, header_value in headers:
+        message.headers.add(key=header_key, value=header_value)
+    if idempotency_key is not None:
+        message.idempotency_key = idempotency_key
+    if scope is not None:
+        message.scope = scope
+    if limit_key is not None:
+        message.limit_key = limit_key
+
+
 # ---------------------------------------------------------------------- future trees
+#
+# An await reduces a *working copy* of the tree: inner nodes are ``[kind, [children]]`` lists,
+# leaves are handles. Reduction removes settled children in place, exactly like the shared core
+# does (including its swap-remove order, which shows in AwaitingOn/Suspension messages), and
+# "short-circuits" when an inner race settles, so the SDK gets control back to take results.
 
 
-def _settled(tree: FutureTree, ready: dict[Handle, Result]) -> bool | None:
-    """``None`` while pending, else whether the (sub)tree settled successfully."""
-    if not isinstance(tree, Combinator):
-        if tree not in ready:
-            return None
-        return not isinstance(ready[tree], Failure)
-    kind = tree.kind
-    outcomes = [_settled(child, ready) for child in tree.children]
-    if kind is CombinatorKind.FIRST_COMPLETED:
-        return next((o for o in outcomes if o is not None), None)
-    if kind is CombinatorKind.ALL_COMPLETED:
-        return None if any(o is None for o in outcomes) else True
-    if kind is CombinatorKind.FIRST_SUCCEEDED_OR_ALL_FAILED:
-        if any(o is True for o in outcomes):
-            return True
-        return None if any(o is None for o in outcomes) else False
-    # ALL_SUCCEEDED_OR_FIRST_FAILED
-    if any(o is False for o in outcomes):
-        return False
-    return None if any(o is None for o in outcomes) else True
+def _working_copy(tree: FutureTree) -> Any:
+    if type(tree) is not Combinator:
+        return tree
+    return [tree.kind, [_working_copy(child) for child in tree.children]]
 
 
-def _leaves(tree: FutureTree) -> list[Handle]:
-    if not isinstance(tree, Combinator):
-        return [tree]
+def _swap_remove(children: list[Any], i: int) -> None:
+    last = children.pop()
+    if i < len(children):
+        children[i] = last
+
+
+def _reduce(node: Any, ready: dict[Handle, Result]) -> int:
+    if type(node) is not list:
+        if node not in ready:
+            return _PENDING
+        return _FAILED if type(ready[node]) is Failure else _SUCCEEDED
+    kind, children = node
+    if kind is _FC:
+        for child in children:
+            state = _reduce(child, ready)
+            if state == _SHORT:
+                return _SHORT
+            if state != _PENDING:
+                children.clear()
+                return _SHORT
+        return _PENDING
+    i = 0
+    if kind is _AC:
+        while i < len(children):
+            state = _reduce(children[i], ready)
+            if state == _SHORT:
+                return _SHORT
+            if state != _PENDING:
+                _swap_remove(children, i)
+            else:
+                i += 1
+        return _PENDING if children else _SUCCEEDED
+    winning, losing = (_SUCCEEDED, _FAILED) if kind is _FSAF else (_FAILED, _SUCCEEDED)
+    while i < len(children):
+        state = _reduce(children[i], ready)
+        if state == _SHORT:
+            return _SHORT
+        if state == winning:
+            children.clear()
+            return _SHORT
+        if state == losing:
+            _swap_remove(children, i)
+        else:
+            i += 1
+    if children:
+        return _PENDING
+    return losing
+
+
+def _leaves(node: Any) -> list[Handle]:
+    if type(node) is not list:
+        return [node]
     out: list[Handle] = []
-    for child in tree.children:
+    for child in node[1]:
         out.extend(_leaves(child))
     return out
 
 
-def _pending_leaves(tree: FutureTree, ready: dict[Handle, Result]) -> list[Handle]:
-    """Leaves still unresolved in the parts of the tree that have not settled."""
-    if not isinstance(tree, Combinator):
-        return [] if tree in ready else [tree]
-    out: list[Handle] = []
-    for child in tree.children:
-        if _settled(child, ready) is None:
-            out.extend(_pending_leaves(child, ready))
-    return out
+def _to_future_pb(node: Any, future: Any) -> None:
+    """Encode a (reduced) tree as a ``Future``: leaves inline, inner nodes nested."""
+    if type(node) is not list:
+        future.combinator_type = pb.COMBINATOR_TYPE_FIRST_COMPLETED
+        _push_leaf(future, node)
+        return
+    kind, children = node
+    future.combinator_type = kind.value
+    for child in children:
+        if type(child) is list:
+            _to_future_pb(child, future.nested_futures.add())
+        else:
+            _push_leaf(future, child)
+
+
+def _push_leaf(future: Any, handle: Handle) -> None:
+    if isinstance(handle, str):
+        future.waiting_named_signals.append(handle)
+    elif handle > 0:
+        future.waiting_completions.append(handle)
+    else:
+        future.waiting_signals.append(-handle)
+
+
+def _flatten(future: Any, message: Any) -> None:
+    """V5/V6 suspension: every leaf of the tree, depth first, in the three flat lists."""
+    message.waiting_completions.extend(future.waiting_completions)
+    message.waiting_signals.extend(future.waiting_signals)
+    message.waiting_named_signals.extend(future.waiting_named_signals)
+    for nested in future.nested_futures:
+        _flatten(nested, message)
+
+
+def _has_leaves(future: Any) -> bool:
+    return bool(
+        future.waiting_completions
+        or future.waiting_signals
+        or future.waiting_named_signals
+        or any(_has_leaves(nested) for nested in future.nested_futures)
+    )

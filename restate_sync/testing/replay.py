@@ -57,9 +57,13 @@ from ..middleware import Middleware, MiddlewareChain
 from ..protocol import messages as m
 from ..protocol.framing import FrameDecoder, encode_frame
 from ..protocol.messages import pb
-from ..protocol.vm import JOURNAL_MISMATCH, MAX_PROTOCOL_VERSION, VM, RetryPolicy
+from ..protocol.vm import JOURNAL_MISMATCH, VM, RetryPolicy
 from ..serde import DEFAULT_SERDE, Serde
 from ..service import HandlerDefinition, ServiceDefinition, service_definition
+
+#: The protocol version the offline runtime speaks: V6, what restate-server 1.7 negotiates unless
+#: V7 is enabled (the simulation answers run proposals with completions and reads flat suspensions).
+SIMULATED_PROTOCOL_VERSION = 6
 
 __all__ = [
     "Journal",
@@ -680,7 +684,7 @@ def simulate(
     max_attempts: int = 200,
     max_retries: int = 5,
     random_seed: int = 0x5EED,
-    version: int = MAX_PROTOCOL_VERSION,
+    version: int = SIMULATED_PROTOCOL_VERSION,
 ) -> Simulation:
     """Run ``service``'s ``handler`` (a name or the handler function) with no server.
 
@@ -997,7 +1001,7 @@ class JournalRecorder:
         try:
             version = int(content_type.rsplit(".v", 1)[1].split(";")[0])
         except (IndexError, ValueError):
-            version = MAX_PROTOCOL_VERSION
+            version = SIMULATED_PROTOCOL_VERSION
         invocation_id = start.debug_id
         with self._lock:
             first = self._first_start.setdefault(invocation_id, start)

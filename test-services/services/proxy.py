@@ -7,47 +7,29 @@ response bytes as numbers 0..255.
 
 from __future__ import annotations
 
-import threading
 from typing import Any
 
 import restate_sync as restate
 
-from ._common import RAW, UNIT, logger, ms
-
-_scope_lock = threading.Lock()
-_scope_warned = False
+from ._common import RAW, UNIT, ms
 
 
 def _message(request: dict[str, Any]) -> bytes:
     return bytes(int(b) & 0xFF for b in request.get("message") or [])
 
 
-def _check_scope(request: dict[str, Any]) -> None:
-    """SDK-GAP: ``scope``/``limitKey`` (contracts §3.10, "[v2] scope/limitKey when present") need
-    service protocol V7; this SDK speaks V5–V6 and its call/send API has no such parameters. They
-    are ignored (logged once) rather than failing the request."""
-    global _scope_warned
-    if request.get("scope") is None and request.get("limitKey") is None:
-        return
-    with _scope_lock:
-        if _scope_warned:
-            return
-        _scope_warned = True
-    logger.warning(
-        "Proxy: ignoring scope=%r limitKey=%r (needs service protocol V7; restate_sync speaks V5-V6); "
-        "logged once",
-        request.get("scope"),
-        request.get("limitKey"),
-    )
+def _flow_control(request: dict[str, Any]) -> dict[str, Any]:
+    """``scope``/``limitKey`` when present (contracts §3.10); they need service protocol V7."""
+    return {"scope": request.get("scope"), "limit_key": request.get("limitKey")}
 
 
 def _call(ctx: restate.Context, request: dict[str, Any]) -> restate.DurableCallFuture[Any]:
-    _check_scope(request)
     key = request.get("virtualObjectKey")
     options: dict[str, Any] = {
         "idempotency_key": request.get("idempotencyKey"),
         "input_serde": RAW,
         "output_serde": RAW,
+        **_flow_control(request),
     }
     if key is None:
         return ctx.service_call(request["serviceName"], request["handlerName"], _message(request), **options)
@@ -55,13 +37,13 @@ def _call(ctx: restate.Context, request: dict[str, Any]) -> restate.DurableCallF
 
 
 def _send(ctx: restate.Context, request: dict[str, Any]) -> restate.SendHandle:
-    _check_scope(request)
     key = request.get("virtualObjectKey")
     delay_millis = request.get("delayMillis")
     options: dict[str, Any] = {
         "idempotency_key": request.get("idempotencyKey"),
         "delay": ms(delay_millis) if delay_millis else None,
         "input_serde": RAW,
+        **_flow_control(request),
     }
     if key is None:
         return ctx.service_send(request["serviceName"], request["handlerName"], _message(request), **options)

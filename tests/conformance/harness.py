@@ -65,6 +65,8 @@ DEFAULT_SERVE_SCRIPT = REPO_ROOT / "test-services" / "serve.py"
 
 INACTIVITY_0 = {"RESTATE_WORKER__INVOKER__INACTIVITY_TIMEOUT": "0s"}
 LAZY_STATE = {"RESTATE_WORKER__INVOKER__DISABLE_EAGER_STATE": "true"}
+#: restate-server 1.7 negotiates service protocol V7 only when this is set (V6 otherwise)
+PROTOCOL_V7 = {"RESTATE_EXPERIMENTAL_ENABLE_PROTOCOL_V7": "true"}
 
 
 @dataclass(frozen=True)
@@ -158,6 +160,9 @@ SUITES: dict[str, Suite] = {
         # Not in the Kotlin suite: the default scenario set against a request/response
         # (HTTP/1.1) registration of the same endpoint.
         Suite("http11", {}, _D - {"Custom"}, use_http_11=True),
+        # Not in the Kotlin suite: default and alwaysSuspending with service protocol V7 negotiated.
+        Suite("defaultV7", dict(PROTOCOL_V7), _D),
+        Suite("alwaysSuspendingV7", {**PROTOCOL_V7, **INACTIVITY_0}, _AS),
         # Also not in the Kotlin suite: the http11 scenarios against the services' WSGI app
         # (endpoint.app) under gunicorn's gevent worker.
         Suite("wsgiGunicorn", {}, _D - {"Custom"}, use_http_11=True, server="gunicorn"),
@@ -183,6 +188,8 @@ ALL_SUITES = [
     "lazyStateAlwaysSuspending",
     "persistedTimers",
     "http11",
+    "defaultV7",
+    "alwaysSuspendingV7",
     "wsgiGunicorn",
     "threeNodes",
     "threeNodesAlwaysSuspending",
@@ -197,16 +204,7 @@ class NotRun:
 
 
 #: Scenarios of the Kotlin suite this port deliberately does not run (quoted by the README).
-NOT_RUN: list[NotRun] = [
-    NotRun(
-        "ServiceToServiceScopeConcurrency.scopeAndLimitKeyArePropagatedOnServiceToServiceCalls [v2]",
-        ("default", "http11", "wsgiGunicorn"),
-        "needs restate protocol V7 and vqueues (RESTATE_EXPERIMENTAL_ENABLE_PROTOCOL_V7/_VQUEUES), a "
-        "concurrency rule book applied on every partition (checked with `restatectl sql` against "
-        "partition_state inside the runtime) and a second, harness-hosted deployment "
-        "(BlockingProxy/Blocker); not implemented in this port",
-    ),
-]
+NOT_RUN: list[NotRun] = []
 
 TEST_PRIVATE_KEY_PEM = """-----BEGIN PRIVATE KEY-----
 MC4CAQAwBQYDK2VwBCIEIHsQRVQ+AZX9/Yy1b0Zw+OA+bb7xDxGsAd5kB45jZhoc
@@ -262,7 +260,14 @@ CLASSES: dict[str, ClassSpec] = {
     "UserErrors": ClassSpec(("Failing", "Counter")),
     "WorkflowAPI": ClassSpec(("BlockAndWaitWorkflow",)),
     "Signals": ClassSpec((INTERPRETER, "TestUtilsService")),
-    "ServiceToServiceScopeConcurrency": ClassSpec(("Proxy",)),
+    "ServiceToServiceScopeConcurrency": ClassSpec(
+        ("Proxy",),
+        server_env={
+            **PROTOCOL_V7,
+            "RESTATE_EXPERIMENTAL_ENABLE_VQUEUES": "true",
+            "RESTATE_WORKER__RULE_BOOK_POLL_INTERVAL": "1s",
+        },
+    ),
 }
 
 

@@ -191,17 +191,6 @@ def test_proxy_takes_signed_bytes_and_answers_unsigned_ones(contract: Contract) 
     assert contract.ingress.call("Proxy", "call", request) == [255, 200, 0, 65]
 
 
-def test_proxy_ignores_scope_and_limit_key(contract: Contract) -> None:
-    request = {
-        "serviceName": "TestUtilsService",
-        "handlerName": "echo",
-        "message": json_bytes("x"),
-        "scope": "s2s-scope",
-        "limitKey": "s2s-limit",
-    }
-    assert bytes(contract.ingress.call("Proxy", "call", request)) == b'"x"'
-
-
 def test_test_utils_echo_raw_echo_and_side_effects(contract: Contract) -> None:
     ingress = contract.ingress
     assert ingress.call("TestUtilsService", "echo", "hi") == "hi"
@@ -404,8 +393,6 @@ def test_blocking_proxy_and_blocker_as_a_second_deployment(contract: Contract) -
                 "serviceName": "BlockingProxy",
                 "handlerName": "block",
                 "message": json_bytes(key),
-                "scope": f"s2s-scope-{run_id}",
-                "limitKey": f"s2s-limitkey-{run_id}",
             },
             "oneWayCall": True,
             "awaitAtTheEnd": False,

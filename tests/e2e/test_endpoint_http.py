@@ -58,7 +58,7 @@ def test_discover_negotiates_the_highest_manifest(client, prefix):
     assert response.headers["content-type"] == "application/vnd.restate.endpointmanifest.v4+json"
     manifest = json.loads(response.body)
     assert manifest["protocolMode"] == "BIDI_STREAM"
-    assert (manifest["minProtocolVersion"], manifest["maxProtocolVersion"]) == (5, 6)
+    assert (manifest["minProtocolVersion"], manifest["maxProtocolVersion"]) == (5, 7)
     assert {s["name"] for s in manifest["services"]} == {"Greeter", "Counter", "Flaky", "Echo"}
 
 

@@ -3,12 +3,15 @@
 import pytest
 
 from restate_sync.errors import InvocationFailedError, SuspendedError
+from restate_sync.protocol import messages as m
+from restate_sync.protocol.framing import FrameDecoder, encode_frame
 from restate_sync.protocol.messages import pb
 from restate_sync.protocol.vm import (
     VM,
     VOID,
     Combinator,
     CombinatorKind,
+    ErrorBehavior,
     Failure,
     Phase,
     Progress,
@@ -443,12 +446,13 @@ def test_retryable_run_failure_with_policy_sets_next_retry_delay():
     vm.sys_input()
     handle = vm.sys_run("flaky")
     vm.do_progress(handle)
-    vm.propose_run_retryable_failure(
-        handle,
-        "boom",
-        stacktrace="tb",
-        policy=RetryPolicy(initial_interval_ms=1000, exponentiation_factor=1.0, max_attempts=2),
-    )
+    with pytest.raises(InvocationFailedError):
+        vm.propose_run_retryable_failure(
+            handle,
+            "boom",
+            stacktrace="tb",
+            policy=RetryPolicy(initial_interval_ms=1000, exponentiation_factor=1.0, max_attempts=2),
+        )
     err = written(vm)[-1]
     assert type(err).__name__ == "ErrorMessage"
     assert err.code == 500 and err.message == "boom" and err.next_retry_delay == 1000
@@ -464,7 +468,8 @@ def test_retryable_run_failure_infinite_policy_has_no_delay():
     vm.sys_input()
     handle = vm.sys_run("flaky")
     vm.do_progress(handle)
-    vm.propose_run_retryable_failure(handle, "boom")
+    with pytest.raises(InvocationFailedError):
+        vm.propose_run_retryable_failure(handle, "boom")
     err = written(vm)[-1]
     assert not err.HasField("next_retry_delay")
 
@@ -488,14 +493,15 @@ def test_retry_info_resets_after_a_new_command():
     vm.sys_sleep(1)
     handle = vm.sys_run("r")
     vm.do_progress(handle)
-    vm.propose_run_retryable_failure(
-        handle,
-        "e",
-        policy=RetryPolicy(
-            initial_interval_ms=1000, exponentiation_factor=1.0, max_attempts=2, max_duration_ms=100
-        ),
-        attempt_duration_ms=99,
-    )
+    with pytest.raises(InvocationFailedError):
+        vm.propose_run_retryable_failure(
+            handle,
+            "e",
+            policy=RetryPolicy(
+                initial_interval_ms=1000, exponentiation_factor=1.0, max_attempts=2, max_duration_ms=100
+            ),
+            attempt_duration_ms=99,
+        )
     err = written(vm)[-1]
     assert type(err).__name__ == "ErrorMessage" and err.next_retry_delay == 1000
 
@@ -569,13 +575,35 @@ def test_command_after_replay_is_571():
         vm.sys_sleep(1)
 
 
-def test_unknown_message_type_is_500():
+@pytest.mark.parametrize(
+    ("message_type", "code"),
+    [
+        (0x0008, 500),  # unknown control message: cannot be decoded
+        (0x0004, 500),  # CommandAck: the SDK never asks for one
+        (0x7777, 571),  # unknown command: commands only arrive as the journal to replay
+        (0xFC01, 571),  # custom entry: not supported
+    ],
+)
+def test_unknown_message_types(message_type, code):
     from restate_sync.protocol.framing import encode_frame
 
     vm = new_vm(start(1), input_command())
-    vm.notify_input(encode_frame(0x7777, b""))
+    vm.notify_input(encode_frame(message_type, b""))
     (err,) = written(vm)
-    assert err.code == 500 and "0x7777" in err.message
+    assert err.code == code and f"0x{message_type:04x}" in err.message
+
+
+def test_unknown_command_in_the_journal_is_a_mismatch_when_replayed():
+    from restate_sync.protocol.framing import encode_frame
+
+    vm = new_vm(start(2), input_command())
+    vm.notify_input(encode_frame(0x0777, b""))
+    assert vm.is_ready
+    vm.sys_input()
+    with pytest.raises(InvocationFailedError):
+        vm.sys_sleep(1)
+    (err,) = written(vm)
+    assert err.code == 570 and err.related_command_index == 1 and err.related_command_type == 0x040C
 
 
 def test_malformed_payload_is_500():
@@ -804,3 +832,279 @@ def test_all_succeeded_or_first_failed_short_circuits():
     vm.notify_input(frame(signal(idx=18, failure=(500, "no"))))
     assert vm.do_progress(tree) is Progress.ANY_COMPLETED
     assert not vm.is_completed(a)
+
+
+# ---------------------------------------------------------------- protocol V7
+
+
+def frames_with_flags(vm):
+    return [(t, f, m.MESSAGE_CLASSES[t].FromString(p)) for t, f, p in FrameDecoder().feed(vm.take_output())]
+
+
+def test_v7_run_proposal_requests_an_ack_and_the_ack_delivers_the_result():
+    vm = new_vm(start(1), input_command(), version=7)
+    vm.sys_input()
+    handle = vm.sys_run("my-run")
+    assert vm.do_progress(handle) is Progress.EXECUTE_RUN
+    assert vm.do_progress(handle) is Progress.WAITING  # executing: no AwaitingOn yet
+    vm.propose_run_completion(handle, b"val")
+    assert vm.do_progress(handle) is Progress.WAITING
+    out = frames_with_flags(vm)
+    assert [(t, f) for t, f, _ in out] == [(m.RUN, 0), (m.PROPOSE_RUN_COMPLETION, 0x8000), (m.AWAITING_ON, 0)]
+    awaiting = out[2][2].awaiting_on
+    assert list(awaiting.waiting_completions) == [1] and list(awaiting.waiting_signals) == [1]
+    vm.notify_input(frame(pb.ProposeRunCompletionAckMessage(completion_id=1)))
+    assert vm.do_progress(handle) is Progress.ANY_COMPLETED
+    assert vm.take(handle) == b"val"
+
+
+def test_v6_run_proposal_has_no_flag_and_waits_for_the_completion():
+    vm = new_vm(start(1), input_command(), version=6)
+    vm.sys_input()
+    handle = vm.sys_run("my-run")
+    vm.do_progress(handle)
+    vm.propose_run_completion(handle, b"val")
+    assert vm.do_progress(handle) is Progress.WAITING
+    assert [(t, f) for t, f, _ in frames_with_flags(vm)] == [(m.RUN, 0), (m.PROPOSE_RUN_COMPLETION, 0)]
+
+
+@pytest.mark.parametrize(
+    ("journal", "why"),
+    [
+        ([], "an ack for a run nobody proposed"),
+        ([pb.RunCommandMessage(result_completion_id=1)], "an ack while replaying"),
+    ],
+)
+def test_v7_bad_run_acks_are_protocol_violations(journal, why):
+    vm = new_vm(start(1 + len(journal)), input_command(), *journal, version=7)
+    vm.notify_input(frame(pb.ProposeRunCompletionAckMessage(completion_id=99)))
+    (err,) = written(vm)
+    assert err.code == 571, why
+
+
+def test_v7_suspension_is_the_unresolved_future_tree():
+    vm = new_vm(start(1), input_command(), eof=True, version=7)
+    vm.sys_input()
+    _, awakeable = vm.sys_awakeable()
+    named = vm.sys_signal("abc")
+    lazy = vm.sys_get_state("k")
+    tree = Combinator(CombinatorKind.FIRST_COMPLETED, (awakeable, named, lazy))
+    with pytest.raises(SuspendedError):
+        vm.do_progress(tree)
+    suspension = written(vm)[-1]
+    assert not suspension.waiting_completions and not suspension.waiting_signals
+    top = suspension.awaiting_on
+    assert top.combinator_type == pb.COMBINATOR_TYPE_FIRST_COMPLETED and list(top.waiting_signals) == [1]
+    (inner,) = top.nested_futures
+    assert list(inner.waiting_completions) == [1]
+    assert list(inner.waiting_signals) == [17] and list(inner.waiting_named_signals) == ["abc"]
+
+
+def test_v6_suspension_flattens_the_same_tree():
+    vm = new_vm(start(1), input_command(), eof=True, version=6)
+    vm.sys_input()
+    _, awakeable = vm.sys_awakeable()
+    lazy = vm.sys_get_state("k")
+    with pytest.raises(SuspendedError):
+        vm.do_progress(Combinator(CombinatorKind.ALL_SUCCEEDED_OR_FIRST_FAILED, (awakeable, lazy)))
+    suspension = written(vm)[-1]
+    assert list(suspension.waiting_completions) == [1] and list(suspension.waiting_signals) == [1, 17]
+    assert not suspension.HasField("awaiting_on")
+
+
+def test_v7_awaiting_on_shrinks_as_results_arrive():
+    vm = new_vm(start(1), input_command(), version=7)
+    vm.sys_input()
+    handles = [vm.sys_awakeable()[1] for _ in range(3)]
+    tree = Combinator(CombinatorKind.ALL_COMPLETED, tuple(handles))
+    assert vm.do_progress(tree) is Progress.WAITING
+    vm.notify_input(frame(signal(idx=17, void=True)))
+    assert vm.do_progress(tree) is Progress.WAITING
+    first, second = (msg.awaiting_on.nested_futures[0] for msg in written(vm))
+    assert list(first.waiting_signals) == [17, 18, 19]
+    assert list(second.waiting_signals) == [19, 18]  # settled children are swap-removed, as in the core
+
+
+def test_v7_pause_on_retry_exhaustion():
+    vm = new_vm(start(2, retry_count=1), input_command(), pb.RunCommandMessage(result_completion_id=1, name="r"),
+                version=7)  # fmt: skip
+    vm.sys_input()
+    handle = vm.sys_run("r")
+    vm.do_progress(handle)
+    with pytest.raises(InvocationFailedError):
+        vm.propose_run_retryable_failure(
+            handle, "boom", stacktrace="tb", policy=RetryPolicy(max_attempts=2, on_max_attempts="pause")
+        )
+    (err,) = written(vm)
+    assert err.code == 500 and err.message == "boom" and err.behavior == pb.ERROR_BEHAVIOR_PAUSE
+    assert not err.HasField("next_retry_delay") and err.related_command_name == "r"
+
+
+def test_pause_needs_v7():
+    vm = new_vm(
+        start(2, retry_count=1), input_command(), pb.RunCommandMessage(result_completion_id=1, name="r")
+    )
+    vm.sys_input()
+    handle = vm.sys_run("r")
+    vm.do_progress(handle)
+    with pytest.raises(InvocationFailedError):
+        vm.propose_run_retryable_failure(
+            handle, "boom", policy=RetryPolicy(max_attempts=2, on_max_attempts="pause")
+        )
+    (err,) = written(vm)
+    assert err.code == 573 and err.behavior == pb.ERROR_BEHAVIOR_RETRY
+
+
+@pytest.mark.parametrize(("version", "code"), [(6, 573), (7, 500)])
+def test_notify_error_behaviour_fail(version, code):
+    vm = new_vm(start(1), input_command(), version=version)
+    vm.sys_input()
+    vm.notify_error("unrecoverable", behavior=ErrorBehavior.FAIL)
+    (err,) = written(vm)
+    assert err.code == code
+    assert err.behavior == (pb.ERROR_BEHAVIOR_FAIL if version == 7 else pb.ERROR_BEHAVIOR_RETRY)
+
+
+def test_v7_scope_and_limit_key_on_calls_and_sends():
+    vm = new_vm(start(1), input_command(), version=7)
+    vm.sys_input()
+    vm.sys_call("S", "h", b"p", scope="sc", limit_key="lk")
+    vm.sys_send("S", "h", b"p", scope="sc")
+    call, send = written(vm)
+    assert (call.scope, call.limit_key) == ("sc", "lk")
+    assert send.scope == "sc" and not send.HasField("limit_key")
+
+
+@pytest.mark.parametrize(
+    ("version", "options", "code"),
+    [
+        (6, {"scope": "sc"}, 573),
+        (5, {"limit_key": "lk"}, 573),
+        (7, {"scope": ""}, 500),
+        (7, {"limit_key": ""}, 500),
+    ],
+)
+def test_bad_scope_or_limit_key(version, options, code):
+    vm = new_vm(start(1), input_command(), version=version)
+    vm.sys_input()
+    with pytest.raises(InvocationFailedError):
+        vm.sys_call("S", "h", b"p", **options)
+    (err,) = written(vm)
+    assert err.code == code
+
+
+@pytest.mark.parametrize("version", [6, 7])
+def test_v7_start_fields_surface_only_on_v7(version):
+    message = start(1)
+    message.scope, message.limit_key, message.idempotency_key = "sc", "lk", "ik"
+    vm = new_vm(message, input_command(), version=version)
+    inp = vm.sys_input()
+    expected = ("sc", "lk", "ik") if version == 7 else (None, None, None)
+    assert (inp.scope, inp.limit_key, inp.idempotency_key) == expected
+
+
+# ---------------------------------------------------------------- decoding errors are ErrorMessages
+
+
+def test_a_message_over_the_limit_fails_on_its_header():
+    vm = VM(6, max_message_size=100)
+    vm.notify_input(encode_frame(m.START, b"\x00" * 101)[:8])
+    (err,) = written(vm)
+    assert err.code == 571 and "101" in err.message
+    assert vm.is_closed and vm._decoder.pending == 0
+
+
+def test_non_utf8_eager_state_key_is_500():
+    message = start(1)
+    message.state_map.add(key=b"\xff", value=b"v")
+    vm = new_vm(message, input_command())
+    (err,) = written(vm)
+    assert err.code == 500 and "UTF-8" in err.message
+
+
+def test_non_utf8_state_keys_in_a_notification_are_decoded_lossily_like_the_core():
+    vm = new_vm(start(1), input_command())
+    vm.sys_input()
+    handle = vm.sys_get_state_keys()
+    keys = pb.GetLazyStateKeysCompletionNotificationMessage(completion_id=1)
+    keys.state_keys.keys.extend([b"ok", b"\xff"])
+    vm.notify_input(frame(keys))
+    assert vm.do_progress(handle) is Progress.ANY_COMPLETED
+    assert vm.take(handle) == ["ok", "\ufffd"]
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [b"\xff\xff\xff", b"\x0a\x05ab", b"\x08\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\x01"],
+    ids=["garbage", "truncated-field", "overlong-varint"],
+)
+def test_malformed_notification_is_500(payload):
+    vm = new_vm(start(1), input_command())
+    vm.sys_input()
+    vm.notify_input(encode_frame(m.SLEEP_COMPLETION, payload))
+    (err,) = written(vm)
+    assert err.code == 500
+
+
+def test_string_field_that_is_not_utf8_is_500():
+    vm = VM(6)
+    vm.notify_input(encode_frame(m.START, b"\x12\x01\xff"))  # debug_id = b"\xff"
+    (err,) = written(vm)
+    assert err.code == 500
+
+
+def test_truncated_frame_at_eof_is_500():
+    vm = new_vm(start(1), input_command())
+    vm.sys_input()
+    vm.notify_input(frame(signal(idx=17, value=b"abc"))[:-1])
+    vm.notify_input_closed()
+    (err,) = written(vm)
+    assert err.code == 500 and "inside a message" in err.message
+
+
+# ---------------------------------------------------------------- agreement fixes found by tests/differential
+
+
+def test_journal_mismatch_names_the_command_the_handler_executes_now():
+    journaled = pb.RunCommandMessage(result_completion_id=1, name="journaled-run")
+    vm = new_vm(start(2), input_command(), journaled, eof=True)
+    vm.sys_input()
+    with pytest.raises(InvocationFailedError):
+        vm.sys_sleep(5, name="my-nap")
+    (err,) = written(vm)
+    assert (err.code, err.related_command_index) == (570, 1)
+    assert (err.related_command_name, err.related_command_type) == ("my-nap", 0x040C)
+
+
+def test_readiness_after_a_protocol_violation_is_the_error():
+    vm = new_vm(start(2), input_command())
+    vm.notify_input(frame(pb.EndMessage()))
+    with pytest.raises(InvocationFailedError):
+        vm.is_ready_to_execute()
+
+
+def test_a_named_signal_sent_twice_is_taken_in_order():
+    vm = new_vm(start(1), input_command())
+    vm.sys_input()
+    handle = vm.sys_signal("s")
+    sleep = vm.sys_sleep(1)
+    vm.notify_input(frame(signal(name="s", value=b"1")) + frame(signal(name="s", value=b"2")))
+    vm.notify_input(frame(completion(pb.SleepCompletionNotificationMessage, 1, void=True)))
+    assert vm.do_progress(Combinator(CombinatorKind.ALL_COMPLETED, (handle, sleep))) is Progress.ANY_COMPLETED
+    assert vm.take(handle) == b"1"
+    assert vm.take(handle) == b"2"
+
+
+def test_cancellation_uses_a_call_id_the_handler_already_took():
+    vm = new_vm(start(1), input_command())
+    vm.sys_input()
+    inv, result = vm.sys_call("S", "h", b"")
+    vm.notify_input(
+        frame(completion(pb.CallInvocationIdCompletionNotificationMessage, inv, invocation_id="inv_1c"))
+    )
+    assert vm.do_progress(inv) is Progress.ANY_COMPLETED
+    assert vm.take(inv) == "inv_1c"
+    vm.notify_input(frame(signal(idx=1, void=True)))
+    assert vm.do_progress(result) is Progress.CANCELLED
+    _, cancel = written(vm)
+    assert cancel.target_invocation_id == "inv_1c" and cancel.idx == 1
