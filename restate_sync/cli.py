@@ -4,9 +4,10 @@
     Serve an endpoint (MODULE may be a dotted module or a path to a ``.py`` file; ATTR names an
     ``Endpoint`` or a single service class).
 
-``restate-sync dev MODULE:ATTR``
-    Start a local restate-server on loopback, serve the endpoint, register it, and print the
-    ingress URL with a ready-to-paste curl. Ctrl-C stops everything it started.
+``restate-sync dev MODULE:ATTR [--nodes 3]``
+    Start a local restate-server (or a local cluster of ``--nodes`` nodes) on loopback, serve the
+    endpoint, register it, and print the ingress URL with a ready-to-paste curl. Ctrl-C, SIGTERM
+    or SIGHUP stops everything it started.
 
 Both monkey-patch the standard library with gevent before loading the endpoint, unless
 ``--no-patch`` is given.
@@ -141,33 +142,34 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def _dev(args: argparse.Namespace) -> int:
-    import gevent
-
-    from .restate_server import RestateServer
+    from .dev import DevRuntime, DevStop
 
     endpoint = load_endpoints(args.target)
     server = endpoint.start(bind=args.bind)
     host, port = server.address
-    restate = RestateServer(partitions=args.partitions)
+    runtime = DevRuntime(nodes=args.nodes, partitions=args.partitions)
     try:
-        restate.start()
-        restate.register_deployment(f"http://{host}:{port}")
-        print(f"restate-server ingress: {restate.ingress_url}   admin: {restate.admin_url}")
-        print(f"serving {', '.join(endpoint.services)} on http://{host}:{port} (registered)")
-        example = _example_curl(endpoint, restate.ingress_url)
-        if example:
-            print(f"try:\n  {example}")
-        print("Ctrl-C stops the endpoint and restate-server.")
-        sys.stdout.flush()
-        if args.invoke:
-            _invoke_and_print(restate.ingress_url, args.invoke, args.data)
-            return 0
-        gevent.wait()
+        with runtime.stopped_by_signals():
+            runtime.start(f"http://{host}:{port}", endpoint)
+            runtime.describe()
+            print(f"serving {', '.join(endpoint.services)} on http://{host}:{port} (registered)")
+            example = _example_curl(endpoint, runtime.ingress_url)
+            if example:
+                print(f"try:\n  {example}")
+            print("Ctrl-C (or SIGTERM, SIGHUP) stops the endpoint and everything restate-sync started.")
+            sys.stdout.flush()
+            if args.invoke:
+                _invoke_and_print(runtime.ingress_url, args.invoke, args.data)
+                return 0
+            runtime.watch_forever()
     except KeyboardInterrupt:
         print("stopping")
+    except DevStop as stop:
+        print(f"stopping ({stop})")
     finally:
         server.stop(grace=2)
-        restate.close()
+        runtime.close()
+        sys.stdout.flush()
     return 0
 
 
@@ -252,7 +254,13 @@ def main(argv: list[str] | None = None) -> int:
     dev.add_argument(
         "--bind", default="127.0.0.1:0", help="HOST:PORT for the endpoint (default: a free port)"
     )
-    dev.add_argument("--partitions", type=int, default=2, help="restate-server partitions (default 2)")
+    dev.add_argument("--partitions", type=int, default=None, help="partitions (default 2; 4 for a cluster)")
+    dev.add_argument(
+        "--nodes",
+        type=int,
+        default=1,
+        help="restate-server nodes: 1 (default) or a local cluster, e.g. 3; a killed node is restarted",
+    )
     dev.add_argument("--invoke", metavar="SERVICE/HANDLER", help="invoke this handler once, print, and exit")
     dev.add_argument("--data", metavar="JSON", help="JSON input for --invoke")
     dev.set_defaults(run=_dev)
