@@ -83,14 +83,55 @@ def _configure_logging(level: str) -> None:
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
+def parse_limits(items: list[str]) -> dict[str, Any]:
+    """``--limit NAME=VALUE`` options → ``{"limits": H2Limits, "http1_limits": Http1Limits}``.
+
+    NAME is a field of ``H2Limits``, or ``http1.`` and a field of ``Http1Limits``; VALUE a
+    number of the field's type. Unknown names and bad values raise ``ValueError`` naming them.
+    """
+    import dataclasses
+
+    from .transport.h2limits import DEFAULT_LIMITS
+    from .transport.http1limits import DEFAULT_HTTP1_LIMITS
+
+    changes: dict[str, dict[str, Any]] = {"limits": {}, "http1_limits": {}}
+    defaults: dict[str, Any] = {"limits": DEFAULT_LIMITS, "http1_limits": DEFAULT_HTTP1_LIMITS}
+    for item in items:
+        name, sep, text = item.partition("=")
+        if not sep:
+            raise ValueError(f"--limit takes NAME=VALUE, got {item!r}")
+        group, field_name = ("http1_limits", name[6:]) if name.startswith("http1.") else ("limits", name)
+        kinds = {f.name: f.type for f in dataclasses.fields(defaults[group])}
+        if field_name not in kinds:
+            known = (
+                ", ".join(sorted(kinds))
+                if group == "limits"
+                else ", ".join(f"http1.{k}" for k in sorted(kinds))
+            )
+            raise ValueError(f"unknown limit {name!r}; known: {known}")
+        kind = float if "float" in str(kinds[field_name]) else int
+        try:
+            changes[group][field_name] = kind(text)
+        except ValueError:
+            raise ValueError(f"--limit {name} needs a number ({kind.__name__}), got {text!r}") from None
+    return {
+        group: dataclasses.replace(defaults[group], **fields) for group, fields in changes.items() if fields
+    }
+
+
 def _serve(args: argparse.Namespace) -> int:
     from .transport.serving import serve, serve_workers
 
     endpoint = load_endpoints(args.target)
     try:
+        limits = parse_limits(args.limit)
+    except ValueError as exc:  # also a limit the dataclass refuses (zero, negative, ...)
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    try:
         if args.workers > 1:
-            return serve_workers(endpoint, args.bind, args.workers, grace=args.grace)
-        serve(endpoint, args.bind, grace=args.grace)
+            return serve_workers(endpoint, args.bind, args.workers, grace=args.grace, **limits)
+        serve(endpoint, args.bind, grace=args.grace, **limits)
     except KeyboardInterrupt:
         pass
     except OSError as exc:
@@ -193,6 +234,14 @@ def main(argv: list[str] | None = None) -> int:
     )
     serve.add_argument(
         "--grace", type=float, default=10.0, help="seconds in-flight invocations get on SIGTERM (default 10)"
+    )
+    serve.add_argument(
+        "--limit",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="change one server limit (an H2Limits field, or http1.<Http1Limits field>); "
+        "repeatable; defaults and meanings in docs/limits.md",
     )
     serve.set_defaults(run=_serve)
 
