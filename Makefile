@@ -30,7 +30,7 @@ demo: setup
 
 # The whole suite: unit tests and end-to-end tests against a real restate-server, the
 # end-to-end tests again with every blocking await suspending and replaying (--always-suspend),
-# then Restate's SDK conformance scenarios in every configuration a single node can run, then
+# then Restate's SDK conformance scenarios in every configuration (threeNodes* on a local cluster), then
 # the unit and end-to-end tests under every other supported Python.
 test: setup lint
 	$(PY) -m pytest $(PYTEST_ARGS)

@@ -27,6 +27,8 @@ from .middleware import Middleware
 from .retry import InvocationRetryPolicy, RunRetryPolicy
 from .serde import BytesSerde, JsonSerde, Serde, SerdeError
 from .service import Service, VirtualObject, Workflow, handler, main, shared
+from .transport.h2limits import H2Limits
+from .transport.http1limits import Http1Limits
 from .typed import schema_for, serde_for
 
 __all__ = [
@@ -36,6 +38,8 @@ __all__ = [
     "DurableCallFuture",
     "DurableFuture",
     "Endpoint",
+    "H2Limits",
+    "Http1Limits",
     "InvocationRetryPolicy",
     "JsonSerde",
     "Middleware",

@@ -4,9 +4,10 @@
     Serve an endpoint (MODULE may be a dotted module or a path to a ``.py`` file; ATTR names an
     ``Endpoint`` or a single service class).
 
-``restate-sync dev MODULE:ATTR``
-    Start a local restate-server on loopback, serve the endpoint, register it, and print the
-    ingress URL with a ready-to-paste curl. Ctrl-C stops everything it started.
+``restate-sync dev MODULE:ATTR [--nodes 3]``
+    Start a local restate-server (or a local cluster of ``--nodes`` nodes) on loopback, serve the
+    endpoint, register it, and print the ingress URL with a ready-to-paste curl. Ctrl-C, SIGTERM
+    or SIGHUP stops everything it started.
 
 Both monkey-patch the standard library with gevent before loading the endpoint, unless
 ``--no-patch`` is given.
@@ -83,14 +84,55 @@ def _configure_logging(level: str) -> None:
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
+def parse_limits(items: list[str]) -> dict[str, Any]:
+    """``--limit NAME=VALUE`` options → ``{"limits": H2Limits, "http1_limits": Http1Limits}``.
+
+    NAME is a field of ``H2Limits``, or ``http1.`` and a field of ``Http1Limits``; VALUE a
+    number of the field's type. Unknown names and bad values raise ``ValueError`` naming them.
+    """
+    import dataclasses
+
+    from .transport.h2limits import DEFAULT_LIMITS
+    from .transport.http1limits import DEFAULT_HTTP1_LIMITS
+
+    changes: dict[str, dict[str, Any]] = {"limits": {}, "http1_limits": {}}
+    defaults: dict[str, Any] = {"limits": DEFAULT_LIMITS, "http1_limits": DEFAULT_HTTP1_LIMITS}
+    for item in items:
+        name, sep, text = item.partition("=")
+        if not sep:
+            raise ValueError(f"--limit takes NAME=VALUE, got {item!r}")
+        group, field_name = ("http1_limits", name[6:]) if name.startswith("http1.") else ("limits", name)
+        kinds = {f.name: f.type for f in dataclasses.fields(defaults[group])}
+        if field_name not in kinds:
+            known = (
+                ", ".join(sorted(kinds))
+                if group == "limits"
+                else ", ".join(f"http1.{k}" for k in sorted(kinds))
+            )
+            raise ValueError(f"unknown limit {name!r}; known: {known}")
+        kind = float if "float" in str(kinds[field_name]) else int
+        try:
+            changes[group][field_name] = kind(text)
+        except ValueError:
+            raise ValueError(f"--limit {name} needs a number ({kind.__name__}), got {text!r}") from None
+    return {
+        group: dataclasses.replace(defaults[group], **fields) for group, fields in changes.items() if fields
+    }
+
+
 def _serve(args: argparse.Namespace) -> int:
     from .transport.serving import serve, serve_workers
 
     endpoint = load_endpoints(args.target)
     try:
+        limits = parse_limits(args.limit)
+    except ValueError as exc:  # also a limit the dataclass refuses (zero, negative, ...)
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    try:
         if args.workers > 1:
-            return serve_workers(endpoint, args.bind, args.workers, grace=args.grace)
-        serve(endpoint, args.bind, grace=args.grace)
+            return serve_workers(endpoint, args.bind, args.workers, grace=args.grace, **limits)
+        serve(endpoint, args.bind, grace=args.grace, **limits)
     except KeyboardInterrupt:
         pass
     except OSError as exc:
@@ -100,33 +142,34 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def _dev(args: argparse.Namespace) -> int:
-    import gevent
-
-    from .restate_server import RestateServer
+    from .dev import DevRuntime, DevStop
 
     endpoint = load_endpoints(args.target)
     server = endpoint.start(bind=args.bind)
     host, port = server.address
-    restate = RestateServer(partitions=args.partitions)
+    runtime = DevRuntime(nodes=args.nodes, partitions=args.partitions)
     try:
-        restate.start()
-        restate.register_deployment(f"http://{host}:{port}")
-        print(f"restate-server ingress: {restate.ingress_url}   admin: {restate.admin_url}")
-        print(f"serving {', '.join(endpoint.services)} on http://{host}:{port} (registered)")
-        example = _example_curl(endpoint, restate.ingress_url)
-        if example:
-            print(f"try:\n  {example}")
-        print("Ctrl-C stops the endpoint and restate-server.")
-        sys.stdout.flush()
-        if args.invoke:
-            _invoke_and_print(restate.ingress_url, args.invoke, args.data)
-            return 0
-        gevent.wait()
+        with runtime.stopped_by_signals():
+            runtime.start(f"http://{host}:{port}", endpoint)
+            runtime.describe()
+            print(f"serving {', '.join(endpoint.services)} on http://{host}:{port} (registered)")
+            example = _example_curl(endpoint, runtime.ingress_url)
+            if example:
+                print(f"try:\n  {example}")
+            print("Ctrl-C (or SIGTERM, SIGHUP) stops the endpoint and everything restate-sync started.")
+            sys.stdout.flush()
+            if args.invoke:
+                _invoke_and_print(runtime.ingress_url, args.invoke, args.data)
+                return 0
+            runtime.watch_forever()
     except KeyboardInterrupt:
         print("stopping")
+    except DevStop as stop:
+        print(f"stopping ({stop})")
     finally:
         server.stop(grace=2)
-        restate.close()
+        runtime.close()
+        sys.stdout.flush()
     return 0
 
 
@@ -194,6 +237,14 @@ def main(argv: list[str] | None = None) -> int:
     serve.add_argument(
         "--grace", type=float, default=10.0, help="seconds in-flight invocations get on SIGTERM (default 10)"
     )
+    serve.add_argument(
+        "--limit",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="change one server limit (an H2Limits field, or http1.<Http1Limits field>); "
+        "repeatable; defaults and meanings in docs/limits.md",
+    )
     serve.set_defaults(run=_serve)
 
     dev = commands.add_parser(
@@ -203,7 +254,13 @@ def main(argv: list[str] | None = None) -> int:
     dev.add_argument(
         "--bind", default="127.0.0.1:0", help="HOST:PORT for the endpoint (default: a free port)"
     )
-    dev.add_argument("--partitions", type=int, default=2, help="restate-server partitions (default 2)")
+    dev.add_argument("--partitions", type=int, default=None, help="partitions (default 2; 4 for a cluster)")
+    dev.add_argument(
+        "--nodes",
+        type=int,
+        default=1,
+        help="restate-server nodes: 1 (default) or a local cluster, e.g. 3; a killed node is restarted",
+    )
     dev.add_argument("--invoke", metavar="SERVICE/HANDLER", help="invoke this handler once, print, and exit")
     dev.add_argument("--data", metavar="JSON", help="JSON input for --invoke")
     dev.set_defaults(run=_dev)

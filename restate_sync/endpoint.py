@@ -29,6 +29,8 @@ from .protocol.vm import MAX_PROTOCOL_VERSION, MIN_PROTOCOL_VERSION, VM
 from .service import HandlerDefinition, ServiceDefinition, service_definition
 
 if TYPE_CHECKING:  # the transports are imported when first used
+    from .transport.h2limits import H2Limits
+    from .transport.http1limits import Http1Limits
     from .transport.serving import EndpointServer, ThreadedEndpointServer
     from .transport.wsgi import WsgiApp
 
@@ -122,8 +124,8 @@ class Endpoint:
         bind: str = "127.0.0.1:9080",
         *,
         grace: float = 10.0,
-        limits: Any = None,
-        http1_limits: Any = None,
+        limits: H2Limits | None = None,
+        http1_limits: Http1Limits | None = None,
     ) -> None:
         """Serve h2c and HTTP/1.1 on ``host:port`` until SIGTERM/SIGINT, as a dedicated process.
 
@@ -141,8 +143,8 @@ class Endpoint:
         bind: str | tuple[str, int] | None = None,
         *,
         listener: Any = None,
-        limits: Any = None,
-        http1_limits: Any = None,
+        limits: H2Limits | None = None,
+        http1_limits: Http1Limits | None = None,
     ) -> EndpointServer:
         """Serve h2c and HTTP/1.1 on the current gevent hub and return at once.
 
@@ -165,8 +167,8 @@ class Endpoint:
         bind: str | tuple[str, int] | None = None,
         *,
         listener: Any = None,
-        limits: Any = None,
-        http1_limits: Any = None,
+        limits: H2Limits | None = None,
+        http1_limits: Http1Limits | None = None,
     ) -> ThreadedEndpointServer:
         """Serve on a gevent hub of its own in a daemon thread, for applications without gevent.
 
@@ -333,7 +335,7 @@ def _protocol_version(content_type: str) -> int | None:
     return version if MIN_PROTOCOL_VERSION <= version <= MAX_PROTOCOL_VERSION else None
 
 
-def _limits(limits: Any, http1_limits: Any) -> dict[str, Any]:
+def _limits(limits: H2Limits | None, http1_limits: Http1Limits | None) -> dict[str, Any]:
     given = {"limits": limits, "http1_limits": http1_limits}
     return {name: value for name, value in given.items() if value is not None}
 

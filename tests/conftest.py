@@ -1,4 +1,4 @@
-"""Suite-wide options.
+"""Suite-wide options, and the check that no test leaves a process behind (tests/leftovers.py).
 
 ``--always-suspend`` also switches restate-sync's pytest plugin (``--restate-always-suspend``), which
 the tests that use its fixtures follow.
@@ -7,6 +7,11 @@ the tests that use its fixtures follow.
 from __future__ import annotations
 
 import pytest
+
+from . import leftovers
+from .leftovers import pytest_sessionfinish
+
+__all__ = ["pytest_sessionfinish"]
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -20,6 +25,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 
 def pytest_configure(config: pytest.Config) -> None:
+    leftovers.pytest_configure(config)
     if config.getoption("--always-suspend") and hasattr(config.option, "restate_always_suspend"):
         config.option.restate_always_suspend = True
 

@@ -1,4 +1,4 @@
-"""Run one single-node restate-server on loopback, on free ports, with its own data directory.
+"""Run one restate-server on loopback, on free ports, with its own data directory.
 
 ::
 
@@ -8,7 +8,9 @@
 
 The server is configured through environment variables only (:func:`.config.node_env`); its
 process runs in its own process group (:class:`.processes.LoggedProcess`) and is also stopped
-at interpreter exit if it was never closed.
+at interpreter exit if it was never closed. A :class:`RestateServer` is also one node of a
+:class:`~restate_sync.restate_server.cluster.RestateCluster` (``node_name``,
+``metadata_addresses`` and the cluster's settings in ``env``).
 """
 
 from __future__ import annotations
@@ -22,16 +24,24 @@ import subprocess
 import tempfile
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Any
 
 from ..client import AdminClient, AdminError, IngressClient
-from .config import NodePorts, node_env
+from .config import DEFAULT_NODE_NAME, NodePorts, node_env
 from .errors import RestateServerError
 from .install import find_server_binary
-from .processes import LOOPBACK, ExitCleanup, LoggedProcess, free_ports, port_is_free, tail_file, wait_until
+from .processes import (
+    LOOPBACK,
+    ExitCleanup,
+    LoggedProcess,
+    port_is_free,
+    stable_free_ports,
+    tail_file,
+    wait_until,
+)
 
 __all__ = ["RestateServer"]
 
@@ -69,13 +79,18 @@ class RestateServer:
         ingress_port: int = 0,
         admin_port: int = 0,
         node_port: int = 0,
+        node_name: str = DEFAULT_NODE_NAME,
+        metadata_addresses: Sequence[str] | None = None,
     ) -> None:
         """Configure (but do not start) a server.
 
         ``data_dir`` None means a fresh temporary directory, removed by :meth:`close`. ``env``
         adds server environment variables (e.g. ``RESTATE_WORKER__INVOKER__INACTIVITY_TIMEOUT``);
         inherited ``RESTATE_*`` variables are not passed on, so runs stay hermetic. ``binary``
-        overrides :func:`find_server_binary`; a port of 0 means "pick a free one".
+        overrides :func:`find_server_binary`; a port of 0 means "pick a free one" (outside the
+        ephemeral range, see :func:`.processes.stable_free_ports`, so a restart finds it free).
+        ``node_name`` and ``metadata_addresses`` (default: only this node) matter for a node of a
+        cluster.
         """
         if partitions < 1:
             raise ValueError("partitions must be >= 1")
@@ -86,11 +101,14 @@ class RestateServer:
         self._log_file = Path(log_file).resolve() if log_file is not None else None
         self.startup_timeout = startup_timeout
         self._binary = binary
+        self.node_name = node_name
+        self._metadata_addresses = list(metadata_addresses) if metadata_addresses is not None else None
         self._ports: dict[str, int] = {"ingress": ingress_port, "admin": admin_port, "node": node_port}
         self._explicit_ports = {name for name, port in self._ports.items() if port}
         self._process: LoggedProcess | None = None
         self._closed = False
         self._ever_healthy = False
+        self._asked_to_exit = False
         self._lock = threading.RLock()
 
     # ---- properties -----------------------------------------------------------------------
@@ -151,6 +169,15 @@ class RestateServer:
     def is_running(self) -> bool:
         """Whether the server process is alive."""
         return self.pid is not None
+
+    @property
+    def unexpected_exit_code(self) -> int | None:
+        """The exit code of a server process that exited without :meth:`stop`, :meth:`kill` or
+        :meth:`close` (it crashed, or someone else killed it: ``-9`` for SIGKILL); else None."""
+        process = self._process
+        if process is None or self._asked_to_exit:
+            return None
+        return process.returncode
 
     def _port(self, name: str) -> int:
         port = self._ports[name]
@@ -222,7 +249,7 @@ class RestateServer:
 
     def _assign_ports(self) -> None:
         missing = [name for name, port in self._ports.items() if not port]
-        for name, port in zip(missing, free_ports(len(missing)), strict=True):
+        for name, port in zip(missing, stable_free_ports(len(missing)), strict=True):
             self._ports[name] = port
 
     def _spawn(self, binary: str) -> None:
@@ -235,6 +262,7 @@ class RestateServer:
             cwd=self._data_dir,
             name="restate-server",
         )
+        self._asked_to_exit = False
         process.start(
             f"restate_sync: starting {binary} (ingress {self.ingress_port}, admin {self.admin_port}, "
             f"node {self.node_port}) at {time.strftime('%Y-%m-%dT%H:%M:%S')}"
@@ -257,7 +285,12 @@ class RestateServer:
         """The environment the server process gets (inherited env minus ``RESTATE_*``, plus config)."""
         assert self._data_dir is not None
         return node_env(
-            base_dir=self._data_dir, ports=self.ports, partitions=self.partitions, extra=self._extra_env
+            base_dir=self._data_dir,
+            ports=self.ports,
+            partitions=self.partitions,
+            node_name=self.node_name,
+            metadata_addresses=self._metadata_addresses,
+            extra=self._extra_env,
         )
 
     def wait_healthy(self, timeout: float | None = None, partitions_ready: bool = True) -> float:
@@ -361,6 +394,7 @@ class RestateServer:
     def _reap_after_failure(self) -> None:
         if self._process is None:
             return
+        self._asked_to_exit = True
         with contextlib.suppress(subprocess.TimeoutExpired):
             self._process.kill()
         self._forget()
@@ -377,6 +411,7 @@ class RestateServer:
             process = self._process
             if process is None:
                 return None
+            self._asked_to_exit = True
             if process.is_running():
                 pid = process.pid
                 took = process.stop(timeout)
@@ -392,6 +427,7 @@ class RestateServer:
             process = self._process
             if process is None:
                 return
+            self._asked_to_exit = True
             if process.is_running():
                 pid = process.pid
                 try:

@@ -4,7 +4,9 @@ The one toolkit behind :class:`~restate_sync.restate_server.RestateServer`, the 
 (``restate_sync.testing``, the conformance port, the e2e tests) and the benchmark scripts:
 
 * :func:`free_ports` / :func:`free_port` — free loopback ports, never handed out twice by this
-  process within :data:`PORT_RESERVATION_SECONDS`; :func:`port_is_free`, :func:`accepts_connections`;
+  process within :data:`PORT_RESERVATION_SECONDS`; :func:`stable_free_ports`, the same but outside
+  the kernel's ephemeral range (for servers that restart on their ports);
+  :func:`port_is_free`, :func:`accepts_connections`;
 * :func:`wait_until` — poll a condition, bounded by a timeout, with a clear error when it passes;
 * :func:`kill_group`, :func:`stop_group` — signal a whole process group (a child started in its
   own session leads one), SIGTERM with a grace period, then SIGKILL;
@@ -22,6 +24,7 @@ from __future__ import annotations
 import atexit
 import contextlib
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -34,15 +37,18 @@ from typing import Any, Generic, TypeVar
 __all__ = [
     "LOOPBACK",
     "PORT_RESERVATION_SECONDS",
+    "STABLE_PORT_MIN",
     "ExitCleanup",
     "LoggedProcess",
     "ProcessError",
     "accepts_connections",
+    "ephemeral_port_range",
     "file_size",
     "free_port",
     "free_ports",
     "kill_group",
     "port_is_free",
+    "stable_free_ports",
     "stop_group",
     "tail_file",
     "tail_lines",
@@ -58,7 +64,13 @@ LOOPBACK = "127.0.0.1"
 PORT_RESERVATION_SECONDS = 120.0
 """How long a port handed out by :func:`free_ports` is not handed out again by this process."""
 
+STABLE_PORT_MIN = 10_000
+"""The lowest port :func:`stable_free_ports` hands out (below it live many well-known services)."""
+
 _PICK_ATTEMPTS = 50
+_STABLE_PICK_ATTEMPTS = 2_000
+_DEFAULT_EPHEMERAL_RANGE = (32768, 60999)  # Linux's default
+_EPHEMERAL_RANGE_FILE = Path("/proc/sys/net/ipv4/ip_local_port_range")
 _LOG_TAIL_LINES = 40
 _TAIL_MAX_BYTES = 512 * 1024
 
@@ -116,9 +128,7 @@ def free_ports(count: int, host: str = LOOPBACK) -> list[int]:
     """
     with _ports_lock:
         now = time.monotonic()
-        for port, when in list(_reserved_ports.items()):
-            if now - when > PORT_RESERVATION_SECONDS:
-                del _reserved_ports[port]
+        _expire_reservations(now)
         for _ in range(_PICK_ATTEMPTS):
             socks: list[socket.socket] = []
             try:
@@ -135,6 +145,60 @@ def free_ports(count: int, host: str = LOOPBACK) -> list[int]:
                     _reserved_ports[p] = now
                 return ports
         raise ProcessError(f"could not find {count} free port(s) on {host}")
+
+
+def ephemeral_port_range() -> tuple[int, int]:
+    """The kernel's range for outgoing connections' local ports (Linux: ``ip_local_port_range``).
+
+    Elsewhere, or if it cannot be read, Linux's default ``(32768, 60999)``.
+    """
+    try:
+        low, high = (int(v) for v in _EPHEMERAL_RANGE_FILE.read_text().split()[:2])
+    except (OSError, ValueError):
+        return _DEFAULT_EPHEMERAL_RANGE
+    return (low, high) if 0 < low <= high <= 65535 else _DEFAULT_EPHEMERAL_RANGE
+
+
+def stable_free_ports(count: int, host: str = LOOPBACK, *, rng: random.Random | None = None) -> list[int]:
+    """``count`` distinct free ports on ``host`` outside the kernel's ephemeral range.
+
+    A server that is stopped and started again on its ports (a restarted cluster node, a killed
+    restate-server) can find a port from :func:`free_ports` taken in between: those come from the
+    ephemeral range, which the kernel also hands out as the local port of every outgoing
+    connection. Ports picked here (at random from :data:`STABLE_PORT_MIN` up to the start of the
+    ephemeral range, and above its end) are never taken that way. Like :func:`free_ports`, a port
+    is not handed out twice by this process within :data:`PORT_RESERVATION_SECONDS`; another
+    process may still bind one first, so callers retry on new ports when a first bind fails.
+    """
+    if count <= 0:
+        return []
+    low, high = ephemeral_port_range()
+    spans = [(lo, hi) for lo, hi in ((STABLE_PORT_MIN, low - 1), (high + 1, 65535)) if lo <= hi]
+    if not spans:
+        raise ProcessError(f"no ports outside the ephemeral range {low}-{high} above {STABLE_PORT_MIN}")
+    weights = [hi - lo + 1 for lo, hi in spans]
+    pick = rng or random.SystemRandom()
+    with _ports_lock:
+        now = time.monotonic()
+        _expire_reservations(now)
+        chosen: list[int] = []
+        for _ in range(_STABLE_PICK_ATTEMPTS):
+            lo, hi = pick.choices(spans, weights)[0]
+            port = pick.randint(lo, hi)
+            if port in chosen or port in _reserved_ports or not port_is_free(port, host):
+                continue
+            chosen.append(port)
+            if len(chosen) == count:
+                for p in chosen:
+                    _reserved_ports[p] = now
+                return chosen
+        raise ProcessError(f"could not find {count} free port(s) outside {low}-{high} on {host}")
+
+
+def _expire_reservations(now: float) -> None:
+    for port, when in list(_reserved_ports.items()):
+        if now - when > PORT_RESERVATION_SECONDS:
+            del _reserved_ports[port]
 
 
 def free_port(host: str = LOOPBACK) -> int:

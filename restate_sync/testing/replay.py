@@ -8,8 +8,10 @@ and real invocation driver (:class:`~restate_sync.invocation.Attempt`) with real
     state values, ``run`` results, call results, awakeable, promise and signal resolutions. Each
     attempt gets the whole journal so far and a closed input (as restate-server's request/response
     mode does), so every await the journal cannot answer ends the attempt; the kit adds the
-    scripted answer and starts the next attempt, which replays everything before it. A scripted
-    test therefore also checks that the handler replays deterministically::
+    scripted answer and starts the next attempt, which replays everything before it. On protocol
+    V7 (``version=7``) run proposals are acknowledged within the attempt, as a V7 server does, and
+    the input ends only when the attempt waits for something else. A scripted test therefore also
+    checks that the handler replays deterministically::
 
         result = simulate(Orders, "place", {"item": "book"},
                           state={"stock": 3}, runs={"charge": "ch_1"},
@@ -55,17 +57,21 @@ from ..exchange import EOF, Exchange, Inbox
 from ..invocation import Attempt
 from ..middleware import Middleware, MiddlewareChain
 from ..protocol import messages as m
-from ..protocol.framing import FrameDecoder, encode_frame
+from ..protocol.framing import REQUESTED_ACK, FrameDecoder, encode_frame
 from ..protocol.messages import pb
-from ..protocol.vm import JOURNAL_MISMATCH, VM, RetryPolicy
+from ..protocol.vm import JOURNAL_MISMATCH, MAX_PROTOCOL_VERSION, MIN_PROTOCOL_VERSION, VM, RetryPolicy
 from ..serde import DEFAULT_SERDE, Serde
 from ..service import HandlerDefinition, ServiceDefinition, service_definition
 
-#: The protocol version the offline runtime speaks: V6, what restate-server 1.7 negotiates unless
-#: V7 is enabled (the simulation answers run proposals with completions and reads flat suspensions).
+#: The protocol version :func:`simulate` speaks unless told otherwise: V6, what restate-server 1.7
+#: negotiates unless it runs with V7 enabled.
 SIMULATED_PROTOCOL_VERSION = 6
+#: Every protocol version the kit simulates, records and replays (the state machine's range).
+SUPPORTED_PROTOCOL_VERSIONS: tuple[int, ...] = tuple(range(MIN_PROTOCOL_VERSION, MAX_PROTOCOL_VERSION + 1))
 
 __all__ = [
+    "SIMULATED_PROTOCOL_VERSION",
+    "SUPPORTED_PROTOCOL_VERSIONS",
     "Journal",
     "JournalRecorder",
     "NonDeterminismError",
@@ -105,6 +111,45 @@ def _frame(message_type: int, message: Any) -> bytes:
 def _decode(data: bytes) -> list[tuple[int, Any]]:
     frames = FrameDecoder().feed(data)
     return [(t, m.MESSAGE_CLASSES[t].FromString(payload)) for t, _flags, payload in frames]
+
+
+def _run_completion(proposal: Any) -> tuple[int, Any]:
+    """The run completion the runtime journals for a ``ProposeRunCompletion``."""
+    note = pb.RunCompletionNotificationMessage(completion_id=proposal.result_completion_id)
+    if proposal.WhichOneof("result") == "failure":
+        note.failure.CopyFrom(proposal.failure)
+    else:
+        note.value.content = proposal.value
+    return m.RUN_COMPLETION, note
+
+
+Handle = int | str  # as the state machine numbers notifications: completion n, signal -n, a name
+
+
+def _future_leaves(future: Any, out: list[Handle]) -> None:
+    out.extend(int(c) for c in future.waiting_completions)
+    out.extend(-int(s) for s in future.waiting_signals)
+    out.extend(str(n) for n in future.waiting_named_signals)
+    for nested in future.nested_futures:
+        _future_leaves(nested, out)
+
+
+def _suspension_leaves(suspension: Any) -> list[Handle]:
+    """Every notification a ``SuspensionMessage`` waits for, as handles, depth first.
+
+    V5/V6 suspensions carry three flat lists; a V7 one the unresolved future tree
+    (``awaiting_on``), whose combinators restate-server evaluates before it resumes. The kit
+    needs only the leaves: it resumes once any of them has a result (see :func:`simulate`), and
+    the next attempt's state machine evaluates the tree again.
+    """
+    out: list[Handle] = []
+    if suspension.HasField("awaiting_on"):
+        _future_leaves(suspension.awaiting_on, out)
+    else:
+        out.extend(int(c) for c in suspension.waiting_completions)
+        out.extend(-int(s) for s in suspension.waiting_signals)
+        out.extend(str(n) for n in suspension.waiting_named_signals)
+    return out
 
 
 def describe(message_type: int, message: Any) -> str:
@@ -227,14 +272,19 @@ class Journal:
 
 
 class _Sink:
-    """Collects what the attempt writes."""
+    """Collects what the attempt writes; ``on_frame`` (if given) sees each message as it leaves."""
 
-    def __init__(self) -> None:
+    def __init__(self, on_frame: Callable[[int, int, bytes], None] | None = None) -> None:
         self.chunks: list[bytes] = []
         self.closed = False
+        self._on_frame = on_frame
+        self._decoder = FrameDecoder() if on_frame is not None else None
 
     def write(self, data: bytes) -> None:
         self.chunks.append(data)
+        if self._decoder is not None and self._on_frame is not None:
+            for message_type, flags, payload in self._decoder.feed(data):
+                self._on_frame(message_type, flags, payload)
 
     def close(self) -> None:
         self.closed = True
@@ -262,6 +312,36 @@ class _OfflineAttempt(Attempt):
                 fn = outcome
                 background = False
         super().register_run(handle, fn, retry_policy, background, serialize)
+
+    def runs_executing(self) -> bool:
+        """Whether a run block executes on a greenlet of its own (its outcome is still to come)."""
+        return any(not run.dead for run in self._runs.values())
+
+
+class _LiveInbox(Inbox):
+    """The request body of a V7 offline attempt: open while the attempt has something to take.
+
+    Items put before the attempt asks are delivered as they come (the run acks); the first time
+    the attempt would wait with nothing queued and no run block executing, the body ends (EOF), as
+    restate-server ends a request once the handler waits for something it cannot answer at once.
+    Deterministic: it depends on what the attempt did, never on time.
+    """
+
+    __slots__ = ("ended", "runs_executing")
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.ended = False
+        self.runs_executing: Callable[[], bool] = lambda: False
+
+    def get(self, timeout: float | None = None) -> Any:
+        item = self.get_nowait()
+        if item is not None:
+            return item
+        if not self.ended and not self.runs_executing():
+            self.ended = True
+            return EOF
+        return super().get(timeout)
 
 
 class _OfflineExchange:
@@ -295,6 +375,7 @@ class _AttemptResult:
     error: Any = None  # ErrorMessage
     suspension: Any = None
     ended: bool = False
+    acked: set[int] = field(default_factory=set)  # completion ids of run proposals acknowledged live
 
 
 def _resolve(service: Any, handler: Any) -> tuple[ServiceDefinition, HandlerDefinition]:
@@ -320,9 +401,31 @@ def _run_attempt(
     run_script: Callable[[str], Any] | None = None,
     chain: MiddlewareChain | None = None,
     invocation_id: str = "",
+    live: bool = False,
 ) -> _AttemptResult:
-    inbox = Inbox()
-    sink = _Sink()
+    """One attempt on ``data`` (StartMessage and journal).
+
+    Without ``live`` the input is closed from the start (restate-server's request/response mode).
+    With ``live`` (V7) the input stays open while the attempt runs, and the run proposals that ask
+    for an acknowledgement get one at once (:class:`_LiveInbox`).
+    """
+    inbox: Inbox
+    acked: set[int] = set()
+    if live:
+        live_inbox = _LiveInbox()
+
+        def runtime_reads(message_type: int, flags: int, payload: bytes) -> None:
+            if message_type == m.PROPOSE_RUN_COMPLETION and flags & REQUESTED_ACK and not live_inbox.ended:
+                cid = pb.ProposeRunCompletionMessage.FromString(payload).result_completion_id
+                acked.add(cid)
+                ack = pb.ProposeRunCompletionAckMessage(completion_id=cid)
+                live_inbox.put(_frame(m.PROPOSE_RUN_COMPLETION_ACK, ack))
+
+        inbox = live_inbox
+        sink = _Sink(runtime_reads)
+    else:
+        inbox = Inbox()
+        sink = _Sink()
     context_factory = _context_class(service, handler)
     attempt: _OfflineAttempt
     if chain is None:
@@ -341,7 +444,10 @@ def _run_attempt(
         attempt = hooked
     attempt.run_script = run_script
     inbox.put(data)
-    inbox.put(EOF)
+    if isinstance(inbox, _LiveInbox):
+        inbox.runs_executing = attempt.runs_executing
+    else:
+        inbox.put(EOF)
     greenlet = gevent.spawn(attempt.run)
     greenlet.join(ATTEMPT_TIMEOUT)
     if not greenlet.dead:
@@ -352,7 +458,7 @@ def _run_attempt(
         )
     if greenlet.exception is not None:
         raise greenlet.exception
-    result = _AttemptResult(written=[])
+    result = _AttemptResult(written=[], acked=acked)
     for message_type, message in _decode(b"".join(sink.chunks)):
         if message_type == m.ERROR:
             result.error = message
@@ -600,38 +706,31 @@ class _Peer:
                 out.append((m.GET_INVOCATION_OUTPUT_COMPLETION, output))
         return out
 
-    def proposal(self, message: Any) -> tuple[int, Any]:
-        """The run completion for a proposed run result."""
-        note = pb.RunCompletionNotificationMessage(completion_id=message.result_completion_id)
-        if message.WhichOneof("result") == "failure":
-            note.failure.CopyFrom(message.failure)
-        else:
-            note.value.content = message.value
-        return m.RUN_COMPLETION, note
-
     def on_suspension(self, suspension: Any) -> list[tuple[int, Any]]:
         """Signals the suspension waits for that the script can deliver now."""
         out: list[tuple[int, Any]] = []
-        for signal_id in suspension.waiting_signals:
-            if signal_id == 1:
-                if self.cancel and 1 not in self.delivered:
-                    self.delivered.add(1)
+        for leaf in _suspension_leaves(suspension):
+            if leaf in self.delivered:
+                continue
+            if isinstance(leaf, str):
+                if leaf in self.signals:
+                    self.delivered.add(leaf)
+                    note = pb.SignalNotificationMessage(name=leaf)
+                    _set_result(note, self.signals[leaf])
+                    out.append((m.SIGNAL_NOTIFICATION, note))
+            elif leaf == -1:  # the cancel signal
+                if self.cancel:
+                    self.delivered.add(leaf)
                     note = pb.SignalNotificationMessage(idx=1)
                     note.void.SetInParent()
                     out.append((m.SIGNAL_NOTIFICATION, note))
-                continue
-            index = signal_id - 17
-            if 0 <= index < len(self.awakeables) and signal_id not in self.delivered:
-                self.delivered.add(signal_id)
-                note = pb.SignalNotificationMessage(idx=signal_id)
-                _set_result(note, self.awakeables[index])
-                out.append((m.SIGNAL_NOTIFICATION, note))
-        for name in suspension.waiting_named_signals:
-            if name in self.signals and name not in self.delivered:
-                self.delivered.add(name)
-                note = pb.SignalNotificationMessage(name=name)
-                _set_result(note, self.signals[name])
-                out.append((m.SIGNAL_NOTIFICATION, note))
+            elif leaf < 0:
+                index = -leaf - 17
+                if 0 <= index < len(self.awakeables):
+                    self.delivered.add(leaf)
+                    note = pb.SignalNotificationMessage(idx=-leaf)
+                    _set_result(note, self.awakeables[index])
+                    out.append((m.SIGNAL_NOTIFICATION, note))
         return out
 
     def waiting(self, suspension: Any, entries: list[tuple[int, Any]]) -> list[str]:
@@ -645,9 +744,14 @@ class _Peer:
                 cid = getattr(msg, attr, 0) if msg.DESCRIPTOR.fields_by_name.get(attr) else 0
                 if cid:
                     by_completion.setdefault(cid, label)
-        out = [by_completion.get(cid, f"completion {cid}") for cid in suspension.waiting_completions]
-        out += [f"awakeable {sid - 16}" for sid in suspension.waiting_signals if sid >= 17]
-        out += [f"signal {name}" for name in suspension.waiting_named_signals]
+        leaves = _suspension_leaves(suspension)
+        out = [
+            by_completion.get(leaf, f"completion {leaf}")
+            for leaf in leaves
+            if isinstance(leaf, int) and leaf > 0
+        ]
+        out += [f"awakeable {-leaf - 16}" for leaf in leaves if isinstance(leaf, int) and leaf <= -17]
+        out += [f"signal {leaf}" for leaf in leaves if isinstance(leaf, str)]
         return out
 
 
@@ -704,12 +808,23 @@ def simulate(
       sent to this invocation; ``invocations``: results for ``attach_invocation`` and friends;
     * ``timers=False`` leaves every sleep and timeout unfired; ``cancel=True`` cancels the
       invocation while it first waits;
-    * ``middleware``: endpoint middleware to run around the attempts, runs and calls.
+    * ``middleware``: endpoint middleware to run around the attempts, runs and calls;
+    * ``version``: the service protocol version (one of :data:`SUPPORTED_PROTOCOL_VERSIONS`).
+      On V5/V6 every attempt's input is closed from the start; on V7 the input stays open while
+      the attempt runs, each run proposal is acknowledged at once (so a run does not end the
+      attempt), and the attempt's suspension is a future tree, answered as soon as the script
+      can answer any of its leaves.
 
     Raises :class:`NonDeterminismError` if a later attempt does not replay what an earlier one
     did. A handler that raises a retryable exception is retried up to ``max_retries`` times in a
     row. The result tells the outcome; see :class:`Simulation`.
     """
+    if version not in SUPPORTED_PROTOCOL_VERSIONS:
+        raise ValueError(
+            f"version must be one of {', '.join(map(str, SUPPORTED_PROTOCOL_VERSIONS))} "
+            f"(the service protocol versions the SDK speaks), not {version!r}"
+        )
+    live = version >= 7
     definition, handler_def = _resolve(service, handler)
     chain = _chain(middleware)
     state_bytes = {k: _encode_value(v) for k, v in (state or {}).items()}
@@ -746,14 +861,25 @@ def simulate(
         start.known_entries = len(entries)
         start.retry_count_since_last_stored_entry = retries
         data = _frame(m.START, start) + b"".join(_frame(t, msg) for t, msg in entries)
-        result = _run_attempt(definition, handler_def, version, data, peer.run_outcome, chain, invocation_id)
+        result = _run_attempt(
+            definition, handler_def, version, data, peer.run_outcome, chain, invocation_id, live
+        )
         stored_before = len(entries)
+        # The runtime journals commands in the order they were written, and a run completion it
+        # acknowledged during the attempt where the ack was (the attempt saw it there); its other
+        # answers come after the attempt, which saw none of them.
+        answers: list[tuple[int, Any]] = []
         for message_type, message in result.written:
             if m.is_command(message_type):
                 entries.append((message_type, message))
-                entries.extend(peer.answer(message_type, message))
+                answers.extend(peer.answer(message_type, message))
             elif message_type == m.PROPOSE_RUN_COMPLETION:
-                entries.append(peer.proposal(message))
+                if message.result_completion_id in result.acked:
+                    entries.append(_run_completion(message))
+                else:
+                    answers.append(_run_completion(message))
+            # AwaitingOn (V7) only says what the attempt waits for: nothing to journal or answer
+        entries.extend(answers)
         if result.error is not None:
             if result.error.code == JOURNAL_MISMATCH:
                 raise NonDeterminismError(f"[{result.error.code}] {result.error.message}")
@@ -872,7 +998,11 @@ def replay(
         return ReplayResult(journal, "beyond journal", new, stopped_at_run=blocked[0])
     if result.ended:
         return ReplayResult(journal, "completed", new)
-    waiting = list(result.suspension.waiting_completions) if result.suspension is not None else []
+    waiting = (
+        [leaf for leaf in _suspension_leaves(result.suspension) if isinstance(leaf, int) and leaf > 0]
+        if result.suspension is not None
+        else []
+    )
     return ReplayResult(journal, "suspended", new, waiting)
 
 
@@ -982,6 +1112,7 @@ class JournalRecorder:
         outgoing = FrameDecoder()
         start: Any = None
         entries: list[tuple[int, Any]] = []
+        proposals: dict[int, Any] = {}  # V7: proposed run results, by completion id, until acked
         for direction, data in log:
             decoder = incoming if direction == "in" else outgoing
             for message_type, _flags, payload in decoder.feed(data):
@@ -996,6 +1127,14 @@ class JournalRecorder:
                     start = message
                 elif m.is_command(message_type) or m.is_notification(message_type):
                     entries.append((message_type, message))
+                elif message_type == m.PROPOSE_RUN_COMPLETION and direction == "out":
+                    proposals[message.result_completion_id] = message
+                elif message_type == m.PROPOSE_RUN_COMPLETION_ACK and direction == "in":
+                    # the runtime journaled the proposed result and acknowledged it: the ack
+                    # stands for that run completion, at this place among the notifications
+                    proposal = proposals.pop(message.completion_id, None)
+                    if proposal is not None:
+                        entries.append(_run_completion(proposal))
         if start is None:
             return
         try:

@@ -30,6 +30,7 @@ from ..exchange import Exchange, Handler
 from .h2limits import DEFAULT_LIMITS, H2Limits
 from .h2server import H2Server, parse_bind
 from .http1limits import DEFAULT_HTTP1_LIMITS, Http1Limits
+from .parent_watch import die_with_parent
 from .patching import warn_if_unpatched
 
 __all__ = [
@@ -320,17 +321,20 @@ def serve_workers(
     """Pre-fork ``workers`` processes that accept on one shared socket; returns an exit code.
 
     The parent only supervises: a worker that dies unexpectedly is replaced; SIGTERM/SIGINT are
-    forwarded to every worker and the parent exits once they are gone.
+    forwarded to every worker and the parent exits once they are gone. A worker whose supervisor
+    is killed gets SIGTERM itself (:func:`.parent_watch.die_with_parent`) and stops gracefully.
     """
     if workers < 1:
         raise ValueError(f"--workers must be at least 1, got {workers}")
     listener = bind_listener(bind)
     children: dict[int, int] = {}
     stopping = False
+    supervisor = os.getpid()
 
     def spawn(slot: int) -> None:
         pid = os.fork()  # gevent's fork: the child gets a fresh hub
         if pid == 0:
+            die_with_parent(supervisor)  # a killed supervisor leaves no worker behind
             code = 0
             try:
                 _serve_until_signalled(endpoint, listener, grace, limits, http1_limits)

@@ -3,7 +3,9 @@
 What the Kotlin runner does with Docker is done here with local processes on 127.0.0.1:
 
 * per test class (and per suite configuration) a fresh ``restate-server`` with an empty data
-  directory, started through :class:`restate_sync.restate_server.RestateServer`, and a fresh
+  directory, started through :class:`restate_sync.restate_server.RestateServer` (for the
+  three-node suites a fresh three-node :class:`~restate_sync.restate_server.RestateCluster`,
+  all traffic to its first node, as upstream), and a fresh
   test-services process started with the upstream test-services contract (restatedev/e2e, sdk-tests)::
 
       PORT=<port> SERVICES=A,B [E2E_REQUEST_SIGNING=publickeyv1_...] python test-services/serve.py
@@ -43,11 +45,11 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from restate_sync.client import AdminClient, AdminError, HTTPTransport, quote_segment, target_path
-from restate_sync.restate_server import RestateServer
+from restate_sync.restate_server import RestateCluster, RestateServer
 from restate_sync.restate_server.processes import (
     LoggedProcess,
     file_size,
-    free_ports,
+    stable_free_ports,
     tail_file,
     wait_until,
 )
@@ -66,14 +68,6 @@ LAZY_STATE = {"RESTATE_WORKER__INVOKER__DISABLE_EAGER_STATE": "true"}
 #: restate-server 1.7 negotiates service protocol V7 only when this is set (V6 otherwise)
 PROTOCOL_V7 = {"RESTATE_EXPERIMENTAL_ENABLE_PROTOCOL_V7": "true"}
 
-THREE_NODES_REASON = (
-    "needs a 3-node restate cluster (3 server processes with every role, a replicated metadata "
-    "server, RESTATE_DEFAULT_REPLICATION=2, only node 1 auto-provisioning); there is no verified "
-    "local multi-process recipe (upstream: restatedev/e2e, sdk-tests), so the three-node suites are not run"
-)
-
-THREE_NODES_SHORT = "needs a 3-node restate cluster, which this port does not start (see harness.NOT_RUN)"
-
 
 @dataclass(frozen=True)
 class Suite:
@@ -87,6 +81,8 @@ class Suite:
     use_http_11: bool = False
     #: None when runnable; otherwise why every scenario of this suite is reported as not run
     not_run_reason: str | None = None
+    #: restate-server nodes: 1, or a cluster (every role on every node, replication 2)
+    nodes: int = 1
     #: how the services are served: "serve" (``python test-services/serve.py``, the built-in
     #: server) or "gunicorn" (their ``endpoint.app`` under ``gunicorn -k gevent``)
     server: str = "serve"
@@ -170,17 +166,15 @@ SUITES: dict[str, Suite] = {
         # Also not in the Kotlin suite: the http11 scenarios against the services' WSGI app
         # (endpoint.app) under gunicorn's gevent worker.
         Suite("wsgiGunicorn", {}, _D - {"Custom"}, use_http_11=True, server="gunicorn"),
-        Suite(
-            "threeNodes",
-            {"RESTATE_DEFAULT_NUM_PARTITIONS": "4"},
-            _3N,
-            not_run_reason=THREE_NODES_SHORT,
-        ),
+        # Three nodes with every role, replicated metadata and log, replication 2, 4 partitions;
+        # the classes tagged only-single-node (KillRuntime, StopRuntime, NonDeterminismErrors)
+        # are not in these suites upstream either.
+        Suite("threeNodes", {"RESTATE_DEFAULT_NUM_PARTITIONS": "4"}, _3N, nodes=3),
         Suite(
             "threeNodesAlwaysSuspending",
             {**INACTIVITY_0, "RESTATE_DEFAULT_NUM_PARTITIONS": "4"},
             _3NAS,
-            not_run_reason=THREE_NODES_SHORT,
+            nodes=3,
         ),
     ]
 }
@@ -210,14 +204,7 @@ class NotRun:
 
 
 #: Scenarios of the Kotlin suite this port deliberately does not run (quoted by the README).
-NOT_RUN: list[NotRun] = [
-    NotRun("every scenario of the threeNodes suite", ("threeNodes",), THREE_NODES_REASON),
-    NotRun(
-        "every scenario of the threeNodesAlwaysSuspending suite",
-        ("threeNodesAlwaysSuspending",),
-        THREE_NODES_REASON,
-    ),
-]
+NOT_RUN: list[NotRun] = []
 
 TEST_PRIVATE_KEY_PEM = """-----BEGIN PRIVATE KEY-----
 MC4CAQAwBQYDK2VwBCIEIHsQRVQ+AZX9/Yy1b0Zw+OA+bb7xDxGsAd5kB45jZhoc
@@ -809,6 +796,8 @@ class ConformanceEnv:
         self.data_root = Path(tempfile.mkdtemp(prefix=f"conformance-{suite.name}-{class_name}-"))
         self.cluster_name = str(uuid.uuid4())
         self.server: RestateServer | None = None
+        #: the three-node suites' cluster (then ``server`` stays None)
+        self.cluster: RestateCluster | None = None
         self.services: ServicesProcess | None = None
         self.deployment: dict[str, Any] = {}
         self.startup_seconds = 0.0
@@ -817,14 +806,19 @@ class ConformanceEnv:
     # ---- convenience -------------------------------------------------------------------------
 
     @property
+    def runtime(self) -> RestateServer | RestateCluster:
+        """The server, or the cluster (whose first node takes all traffic, as upstream)."""
+        runtime = self.cluster or self.server
+        assert runtime is not None, "not started"
+        return runtime
+
+    @property
     def ingress_url(self) -> str:
-        assert self.server is not None
-        return self.server.ingress_url
+        return self.runtime.ingress_url
 
     @property
     def admin_url(self) -> str:
-        assert self.server is not None
-        return self.server.admin_url
+        return self.runtime.admin_url
 
     @property
     def ingress(self) -> Ingress:
@@ -839,6 +833,13 @@ class ConformanceEnv:
         return self.log_dir / "restate-server.log"
 
     @property
+    def server_logs(self) -> list[Path]:
+        """Every restate-server log: one, or one per cluster node (``node-<n>.log``)."""
+        if self.suite.nodes > 1:
+            return [self.log_dir / f"node-{n}.log" for n in range(1, self.suite.nodes + 1)]
+        return [self.server_log]
+
+    @property
     def services_log(self) -> Path:
         return self.log_dir / "test-services.log"
 
@@ -847,7 +848,8 @@ class ConformanceEnv:
     def server_env(self) -> dict[str, str]:
         """Precedence as in the Kotlin deployer (later wins): defaults, class env, suite env,
         fixed cluster settings, container settings. Bind/advertised addresses, node name and base
-        dir come from RestateServer."""
+        dir come from RestateServer; for the three-node suites the cluster settings (name, roles,
+        replication 2, only the first node provisioning) from RestateCluster."""
         env: dict[str, str] = {
             "RESTATE_NETWORKING__HTTP2_KEEP_ALIVE_INTERVAL": "4s",
             "RESTATE_NETWORKING__HTTP2_KEEP_ALIVE_TIMEOUT": "20s",
@@ -860,6 +862,9 @@ class ConformanceEnv:
             pem.write_text(TEST_PRIVATE_KEY_PEM)
             env["RESTATE_WORKER__INVOKER__REQUEST_IDENTITY_PRIVATE_KEY_PEM_FILE"] = str(pem)
         env.update(self.suite.env)
+        if self.suite.nodes > 1:
+            env["DO_NOT_TRACK"] = "true"
+            return env
         env.update(
             {
                 "RESTATE_CLUSTER_NAME": self.cluster_name,
@@ -880,7 +885,7 @@ class ConformanceEnv:
         meanwhile (another run on the machine may pick the same free port)."""
         started = time.monotonic()
         for attempt in range(1, attempts + 1):
-            marks = (file_size(self.server_log), file_size(self.services_log))
+            marks = [file_size(log) for log in (*self.server_logs, self.services_log)]
             try:
                 self._start_once()
                 break
@@ -893,11 +898,10 @@ class ConformanceEnv:
         self.startup_seconds = time.monotonic() - started
         return self
 
-    def _port_in_use_since(self, marks: tuple[int, int]) -> bool:
-        text = (
-            tail_file(self.server_log, 400, since=marks[0])
-            + "\n"
-            + tail_file(self.services_log, 400, since=marks[1])
+    def _port_in_use_since(self, marks: list[int]) -> bool:
+        logs = (*self.server_logs, self.services_log)
+        text = "\n".join(
+            tail_file(log, 400, since=mark) for log, mark in zip(logs, marks, strict=True)
         ).lower()
         return "address already in use" in text or "address in use" in text or "errno 98" in text
 
@@ -907,9 +911,17 @@ class ConformanceEnv:
         if self.server is not None:
             with contextlib.suppress(Exception):
                 self.server.kill()
+        if self.cluster is not None:
+            self.cluster.close(timeout=1)
+            self.cluster = None
 
     def _start_once(self) -> None:
-        svc_port, ingress_port, admin_port, node_port = free_ports(4)
+        if self.suite.nodes > 1:
+            self._start_cluster_once()
+            return
+        # Outside the ephemeral range: KillRuntime/StopRuntime restart the server and
+        # SleepWithFailures the services on the same ports.
+        svc_port, ingress_port, admin_port, node_port = stable_free_ports(4)
         self.services = ServicesProcess(
             self.options.serve_script,
             svc_port,
@@ -939,12 +951,40 @@ class ConformanceEnv:
         self._log_effective_config()
         self.deployment = self._register()
 
+    def _start_cluster_once(self) -> None:
+        """The three-node suites: a cluster ready (every partition writable through every node,
+        stricter than the Kotlin deployer's health check), then the services, then registration
+        through the first node."""
+        self.cluster = RestateCluster(
+            self.suite.nodes,
+            env=self.server_env(),
+            data_dir=str(self.data_root / "restate"),
+            log_dir=str(self.log_dir),
+            cluster_name=self.cluster_name,
+            startup_timeout=90,
+        )
+        self.cluster.start()
+        self._log_effective_config()
+        (svc_port,) = stable_free_ports(1)
+        self.services = ServicesProcess(
+            self.options.serve_script,
+            svc_port,
+            self.spec.services,
+            self.spec.service_env,
+            self.services_log,
+            self.cluster.ingress_url,
+            server=self.suite.server,
+        )
+        self.services.start()
+        self.deployment = self._register()
+
     def _log_effective_config(self) -> None:
         """Like the Kotlin deployer: SIGUSR1 makes restate-server log its effective configuration."""
-        assert self.server is not None
-        if self.server.pid is not None:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(self.server.pid, signal.SIGUSR1)
+        pids = self.cluster.pids if self.cluster is not None else [self.server.pid if self.server else None]
+        for pid in pids:
+            if pid is not None:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGUSR1)
 
     def _register(self, timeout: float = 20.0) -> dict[str, Any]:
         """``POST /deployments``, retried every 30 ms for up to 20 s, like the Kotlin deployer."""
@@ -1046,21 +1086,20 @@ class ConformanceEnv:
 
     def mark_test_start(self) -> None:
         """Remember where the logs are, so a failure shows what the failing test caused."""
-        self._marks = (file_size(self.server_log), file_size(self.services_log))
+        self._marks = {log: file_size(log) for log in (*self.server_logs, self.services_log)}
 
     def diagnostics(self, lines: int = 80) -> list[tuple[str, str]]:
-        server_mark, services_mark = getattr(self, "_marks", (0, 0))
+        marks: dict[Path, int] = getattr(self, "_marks", {})
         sections = [
             (
-                f"restate-server log since the test started, last {lines} lines ({self.server_log})",
-                tail_file(self.server_log, lines, since=server_mark) or "<nothing>",
-            ),
-            (
-                f"test-services log since the test started, last {lines} lines ({self.services_log})",
-                tail_file(self.services_log, lines, since=services_mark) or "<nothing>",
-            ),
+                f"{'restate-server' if log != self.services_log else 'test-services'} log since the "
+                f"test started, last {lines} lines ({log})",
+                tail_file(log, lines, since=marks.get(log, 0)) or "<nothing>",
+            )
+            for log in (*self.server_logs, self.services_log)
         ]
-        if self.server is not None and self.server.is_running():
+        runtime = self.cluster or self.server
+        if runtime is not None and runtime.is_running():
             try:
                 rows = AdminClient(self.admin_url, timeout=3).query(
                     "SELECT id, target, status, retry_count, last_failure, last_failure_error_code "
@@ -1083,6 +1122,8 @@ class ConformanceEnv:
                 self.services.process.send_signal(signal.SIGTERM)
             if self.server is not None:
                 self.server.close(timeout=2)
+            if self.cluster is not None:
+                self.cluster.close(timeout=2)
         finally:
             if self.services is not None:
                 self.services.close(grace=1.0)
