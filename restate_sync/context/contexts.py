@@ -366,6 +366,8 @@ class Context(ContextBase, Protocol):
         self._driver.usable_vm().sys_cancel_invocation(invocation_id)
 
 
+# Each class lists its operations before the context it extends, so that they come before that
+# context's run-time stand-ins for them in the method resolution order.
 @runtime_checkable
 class ObjectSharedContext(StateReads, Context, Protocol):
     """Context of a ``VirtualObject`` shared handler: its key and read-only state."""
