@@ -62,13 +62,6 @@ __all__ = ["RestateEnv"]
 MARKER = "restate"
 OPTION = "--restate-always-suspend"
 
-# what the server settings mean (the harness module documents them too)
-_ALWAYS_SUSPEND_ENV = {"RESTATE_WORKER__INVOKER__INACTIVITY_TIMEOUT": "0s"}
-_DISABLE_RETRIES_ENV = {
-    "RESTATE_DEFAULT_RETRY_POLICY__MAX_ATTEMPTS": "1",
-    "RESTATE_DEFAULT_RETRY_POLICY__ON_MAX_ATTEMPTS": "kill",
-}
-
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("restate", "Restate (restate-sync)")
@@ -231,12 +224,14 @@ def restate_server(
     _restate_endpoint: str,
 ) -> Any:
     """The session's restate-server for this test's configuration, with the module's services."""
+    from .harness import ALWAYS_SUSPEND_ENV, DISABLE_RETRIES_ENV  # what the settings mean
+
     settings = _settings(request.node)
     env: dict[str, str] = {}
     if restate_always_suspend:
-        env.update(_ALWAYS_SUSPEND_ENV)
+        env.update(ALWAYS_SUSPEND_ENV)
     if settings.get("disable_retries"):
-        env.update(_DISABLE_RETRIES_ENV)
+        env.update(DISABLE_RETRIES_ENV)
     env.update(settings.get("server_env") or {})
     server = _restate_servers.get(env)
     _restate_servers.register(server, _restate_endpoint)
