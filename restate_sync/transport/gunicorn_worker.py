@@ -42,7 +42,7 @@ from gunicorn.workers.base import Worker as BaseWorker
 
 from ..exchange import Handler
 from .h2limits import DEFAULT_LIMITS
-from .h2server import H2Server
+from .h2server import CLOSE_WAIT, H2Server
 from .patching import warn_if_unpatched
 from .serving import InFlight
 
@@ -120,6 +120,7 @@ class Worker(BaseWorker):  # type: ignore[misc]  # gunicorn is untyped
         """Stop accepting; wait (notifying the arbiter) for the requests in flight; close everything."""
         for server in servers:
             server.close()
+        self.log.info("Worker draining (pid:%s): %d request(s) in flight", self.pid, in_flight.count)
         deadline = time.monotonic() + self.cfg.graceful_timeout
         while in_flight.count and (remaining := deadline - time.monotonic()) > 0:
             self.notify()
@@ -131,8 +132,8 @@ class Worker(BaseWorker):  # type: ignore[misc]  # gunicorn is untyped
                 self.pid,
                 in_flight.count,
             )
-        for server in servers:
-            server.stop(timeout=0)
+        for server in servers:  # the runtime closes the connections once their last streams ended
+            server.stop(timeout=0 if in_flight.count else CLOSE_WAIT)
 
     def handle_quit(self, sig: int, frame: Any) -> None:
         # out of the signal handler, so that gunicorn's blocking calls run on a greenlet

@@ -234,9 +234,6 @@ class H2Connection:
         self.last_stream_id = 0
         #: no more input is accepted (a connection error, or close())
         self.closed = False
-        #: drain(): GOAWAY sent, new streams refused, open ones served to their end
-        self.draining = False
-        self._goaway_last_stream_id = 0
         # ids of streams we reset -> whether the peer had opened them (then late trailers are fine)
         self._reset_ids: dict[int, bool] = {}
         self._decoder = Decoder(max_header_list_size=limits.max_header_list_size)
@@ -372,24 +369,12 @@ class H2Connection:
         if stream.state is not _CLOSED:
             self._reset(stream, code)
 
-    def drain(self) -> None:
-        """Graceful shutdown (RFC 9113 §6.8): queue GOAWAY (NO_ERROR, the last stream we took) and
-        refuse every stream opened after it; the open streams are served to their end. The peer
-        sends new requests over another connection."""
-        if self.closed or self.draining:
-            return
-        self.draining = True
-        self._goaway_last_stream_id = self.last_stream_id
-        self._queue(f.goaway_frame(self.last_stream_id, f.NO_ERROR, b"shutting down"))
-
     def close(self, code: int = f.NO_ERROR, message: str = "") -> None:
         """Queue GOAWAY (``code``, the last stream we processed); no more input is accepted."""
         if self.closed:
             return
         self.closed = True
-        # a GOAWAY never raises the last stream id an earlier one announced
-        last = self._goaway_last_stream_id if self.draining else self.last_stream_id
-        self._queue(f.goaway_frame(last, code, message.encode("utf-8", "replace")[:256]))
+        self._queue(f.goaway_frame(self.last_stream_id, code, message.encode("utf-8", "replace")[:256]))
 
     def acknowledge_received_data(self, stream: Stream, octets: int) -> None:
         """The application consumed ``octets`` of ``stream``'s body: give the credit back (batched)."""
@@ -664,9 +649,6 @@ class H2Connection:
         self.last_stream_id = stream_id
         if error:
             self._send_reset(stream_id, error)
-            return
-        if self.draining:  # opened after our GOAWAY: not processed, the peer retries it elsewhere
-            self._send_reset(stream_id, f.REFUSED_STREAM)
             return
         if len(self.streams) >= self.limits.max_concurrent_streams:
             self._send_reset(stream_id, f.REFUSED_STREAM)

@@ -69,15 +69,21 @@ from .h2limits import DEFAULT_LIMITS, H2Limits
 from .h2state import SENDING, H2ProtocolError, StreamState
 from .http1limits import DEFAULT_HTTP1_LIMITS, Http1Limits
 
-__all__ = ["PREFACE", "H2Limits", "H2Server", "H2Stream", "ServerConnection", "parse_bind"]
+__all__ = ["CLOSE_WAIT", "PREFACE", "H2Limits", "H2Server", "H2Stream", "ServerConnection", "parse_bind"]
 
 logger = logging.getLogger("restate_sync.transport")
 # what peers can trigger at will is logged at most 10 times a minute per kind
 _peer_log = RateLimitedLog(logger, burst=10, interval=60.0)
 
 _READ_SIZE = 65536
-# how long a connection closed after a protocol error waits for the peer to go away
+# how long a connection closed after a protocol error or by the server's stop waits for the
+# peer to go away, and how long its writer gets to flush what is queued
 _LINGER = 1.0
+_FLUSH = 1.0
+#: After the last request in flight ended, how long a stopping server lets its connections be
+#: closed by their peers (the runtime closes a connection that announced GOAWAY once its last
+#: stream has ended on both sides) before it closes the rest itself.
+CLOSE_WAIT = 2.0
 _CLOSED = StreamState.CLOSED
 
 
@@ -281,12 +287,6 @@ class ServerConnection:
 
     # ------------------------------------------------------------------ reading
 
-    def drain(self) -> None:
-        """Announce the shutdown (GOAWAY, no new streams); the open streams carry on."""
-        if not self._closed:
-            self.protocol.drain()
-            self._kick()
-
     def serve(self, initial: bytes) -> None:
         """Serve the connection; ``initial`` holds the bytes read so far (the preface first)."""
         protocol = self.protocol
@@ -295,7 +295,7 @@ class ServerConnection:
         sock = self.sock
         timer = _Timeouts(self, getcurrent())
         data = initial
-        failed = False
+        linger = False  # after our GOAWAY, let the peer read it (and what preceded it) before closing
         try:
             while True:
                 if data:
@@ -312,7 +312,7 @@ class ServerConnection:
                             name,
                             exc,
                         )
-                        failed = True
+                        linger = True
                         return
                     if events:
                         self._dispatch(events)
@@ -338,9 +338,10 @@ class ServerConnection:
                     pass
             else:
                 protocol.close(exc.code, exc.reason)
-                failed = exc.code != f.NO_ERROR
-        except gevent.GreenletExit:  # the server stops
+                linger = exc.code != f.NO_ERROR
+        except gevent.GreenletExit:  # the server stops: the last responses and GOAWAY must arrive
             protocol.close(f.NO_ERROR)
+            linger = True
             raise
         finally:
             timer.stop()
@@ -360,8 +361,8 @@ class ServerConnection:
                 self._writer_waiter = None
                 self._loop.run_callback(waiter.switch, None)
             try:
-                writer.join(timeout=1)
-                if failed:
+                writer.join(timeout=_FLUSH)
+                if linger:
                     self._linger()
             except _Expired:  # a timeout that expired just as the connection ended anyway
                 pass
@@ -413,7 +414,11 @@ class ServerConnection:
                 )
 
     def _linger(self) -> None:
-        """After GOAWAY: stop sending and let the peer close first (briefly), so it reads it."""
+        """After GOAWAY: stop sending and let the peer close first (briefly), so it reads it.
+
+        Closing a socket with received bytes still unread makes the kernel send RST and drop what
+        it has not transmitted yet (RFC 2525 §2.17): the last frames of a response, the GOAWAY.
+        """
         sock = self.sock
         try:
             sock.shutdown(socket.SHUT_WR)
@@ -538,8 +543,8 @@ class H2Server:
         self.http1_limits = http1_limits
         # A pool lets stop() kill the connection greenlets, which closes their sockets: the
         # runtime keeps pooled connections to a deployment that merely stopped listening.
-        self._server = StreamServer(listener, self._handle_connection, spawn=Pool(limits.max_connections))
-        self._connections: set[ServerConnection] = set()
+        self._pool = Pool(limits.max_connections)
+        self._server = StreamServer(listener, self._handle_connection, spawn=self._pool)
 
     @property
     def address(self) -> tuple[str, int]:
@@ -552,14 +557,25 @@ class H2Server:
         self._server.serve_forever()
 
     def close(self) -> None:
-        """Stop accepting connections and announce the shutdown on the open HTTP/2 ones (GOAWAY:
-        the runtime opens its new streams elsewhere); their streams are served on until ``stop``."""
+        """Stop accepting connections. The open ones are served on, new streams included, until
+        :meth:`stop`: no GOAWAY is announced while requests are in flight, because restate-server
+        1.7 was seen to lose the results of bidirectional invocation streams still open when a
+        GOAWAY NO_ERROR arrived (they were retried; measured with gunicorn reloads, about one run
+        in six). GOAWAY goes out when :meth:`stop` closes a connection."""
         self._server.close()
-        for connection in list(self._connections):
-            connection.drain()
 
     def stop(self, timeout: float | None = None) -> None:
-        self._server.stop(timeout=timeout)
+        """Stop accepting; wait up to ``timeout`` seconds for the connections to end; close the rest.
+
+        A connection closed here first flushes what its streams queued (their last frames, then
+        GOAWAY) and lingers until the peer closes (at most ``_FLUSH + _LINGER`` seconds), so a
+        response that was complete when the server stopped reaches the peer.
+        """
+        self._server.close()
+        pool = self._pool
+        if timeout:
+            pool.join(timeout=timeout)
+        pool.kill(block=True, timeout=_FLUSH + _LINGER + 0.5)
 
     def _handle_connection(self, sock: socket.socket, address: Any) -> None:
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
@@ -582,11 +598,7 @@ class H2Server:
             serve_http1(sock, self.handler, initial, f"{address[0]}:{address[1]}", self.http1_limits)
             return
         connection = ServerConnection(sock, self.handler, self.limits)
-        self._connections.add(connection)
-        try:
-            connection.serve(initial)
-        finally:
-            self._connections.discard(connection)
+        connection.serve(initial)
 
 
 def _read_preface(sock: socket.socket) -> bytes | None:

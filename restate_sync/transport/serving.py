@@ -28,7 +28,7 @@ from gevent.event import Event
 
 from ..exchange import Exchange, Handler
 from .h2limits import DEFAULT_LIMITS, H2Limits
-from .h2server import H2Server, parse_bind
+from .h2server import CLOSE_WAIT, H2Server, parse_bind
 from .http1limits import DEFAULT_HTTP1_LIMITS, Http1Limits
 from .parent_watch import die_with_parent
 from .patching import warn_if_unpatched
@@ -160,14 +160,15 @@ class EndpointServer:
         self._stopping = True
         try:
             self._server.close()
-            if grace > 0 and not self.in_flight.wait_idle(grace):
+            idle = grace > 0 and self.in_flight.wait_idle(grace)
+            if grace > 0 and not idle:
                 logger.warning(
                     "%d request(s) still in flight after the %gs grace period; closing their connections "
                     "(the runtime retries them)",
                     self.in_flight.count,
                     grace,
                 )
-            self._server.stop(timeout=0)
+            self._server.stop(timeout=CLOSE_WAIT if idle else 0)
         finally:
             self._stopped.set()
 
