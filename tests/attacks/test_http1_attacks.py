@@ -147,7 +147,7 @@ def test_slow_heads_are_timed_out(small: Target) -> None:
                         sock.send(line[i : i + 1] if i < len(line) else b"a")
                     except OSError:
                         pass
-                time.sleep(0.25)
+                time.sleep(0.25)  # the attack's pace: one byte per connection every 0.25 s (slowloris)
             for sock in socks:
                 got = answer(sock, seconds=max(0.1, 6 - (time.monotonic() - started)))
                 assert got.startswith(b"HTTP/1.1 408 "), got[:100]

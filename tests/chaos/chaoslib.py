@@ -297,19 +297,19 @@ class ChaosRun:
         assert runtime is not None and self.sdk is not None
         if kind == "sdk":
             self.sdk.kill()
-            time.sleep(0.3)
+            time.sleep(0.3)  # the fault itself: the SDK stays down this long (not a synchronisation)
             self.sdk.start("chaos: SDK process restarted after SIGKILL")
             self.sdk.wait_listening(self.sdk_port, timeout=30)
         elif kind == "server":
             assert isinstance(runtime, RestateServer)
             runtime.kill()
-            time.sleep(0.3)
+            time.sleep(0.3)  # the fault itself: restate-server stays down this long
             runtime.start()
         elif kind.startswith("node:"):
             assert isinstance(runtime, RestateCluster)
             index = int(kind.split(":", 1)[1])
             runtime.kill_node(index)
-            time.sleep(0.5)
+            time.sleep(0.5)  # the fault itself: the node stays down this long
             runtime.start_node(index, queries=False)  # back = writable through it (no SQL here)
         else:
             raise ValueError(f"unknown fault {kind!r}")
