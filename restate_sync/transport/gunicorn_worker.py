@@ -31,12 +31,14 @@ The application (``module:endpoint``) is a restate_sync ``Endpoint`` (``endpoint
 from __future__ import annotations
 
 import os
+import signal
 import time
 from dataclasses import replace
 from typing import Any, cast
 
 import gevent
 from gevent import hub, monkey
+from gevent import select as gselect
 from gevent import socket as gsocket
 from gunicorn.workers.base import Worker as BaseWorker
 
@@ -51,6 +53,10 @@ __all__ = ["NO_PATCH_ENV", "Worker"]
 NO_PATCH_ENV = "RESTATE_SYNC_NO_PATCH"
 
 
+# the signals that stop a worker: SIGTERM gracefully, SIGINT and SIGQUIT at once
+_STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGQUIT)
+
+
 def _truthy(value: str | None) -> bool:
     return (value or "").strip().lower() in ("1", "true", "yes", "on")
 
@@ -60,6 +66,11 @@ class Worker(BaseWorker):  # type: ignore[misc]  # gunicorn is untyped
 
     handler: Handler
     sockets: list[Any]
+    _handled: set[int]  # the stop signals whose handlers ran
+
+    def init_signals(self) -> None:
+        self._handled = set()
+        super().init_signals()
 
     def _patch_wanted(self) -> bool:
         env = getattr(self.cfg, "env", None) or {}
@@ -113,8 +124,37 @@ class Worker(BaseWorker):  # type: ignore[misc]  # gunicorn is untyped
             server.start()
         while self.alive:
             self.notify()
-            gevent.sleep(1.0)
+            self._wait_for_signal(1.0)
         self._drain(servers, in_flight)
+
+    def _wait_for_signal(self, timeout: float) -> None:
+        """Sleep up to ``timeout`` seconds; wake early when a signal arrives.
+
+        gunicorn makes ``self.PIPE`` the interpreter's signal wakeup fd, into which the C-level
+        signal handler writes the number of every signal it catches, before Python runs the
+        handler. A stop signal read there whose Python handler has not run is handled here: seen
+        once in CI, a reload's SIGTERM never set ``alive`` and the old worker served on, so the
+        pipe is a second, independent path to the stop.
+        """
+        fd = self.PIPE[0]
+        readable, _, _ = gselect.select([fd], [], [], timeout)
+        if not readable:
+            return
+        try:
+            caught = os.read(fd, 256)
+        except BlockingIOError:
+            return
+        lost = [sig for sig in _STOP_SIGNALS if sig in caught and sig not in self._handled]
+        for sig in lost:
+            self.log.warning(
+                "Worker (pid:%s) got %s but its handler did not run; handling it now",
+                self.pid,
+                signal.Signals(sig).name,
+            )
+            if sig == signal.SIGTERM:
+                self.handle_exit(sig, None)
+            else:
+                self.handle_quit(sig, None)
 
     def _drain(self, servers: list[H2Server], in_flight: InFlight) -> None:
         """Stop accepting; wait (notifying the arbiter) for the requests in flight; close everything."""
@@ -135,7 +175,12 @@ class Worker(BaseWorker):  # type: ignore[misc]  # gunicorn is untyped
         for server in servers:  # the runtime closes the connections once their last streams ended
             server.stop(timeout=0 if in_flight.count else CLOSE_WAIT)
 
+    def handle_exit(self, sig: int, frame: Any) -> None:
+        self._handled.add(sig)
+        super().handle_exit(sig, frame)
+
     def handle_quit(self, sig: int, frame: Any) -> None:
+        self._handled.add(sig)
         # out of the signal handler, so that gunicorn's blocking calls run on a greenlet
         gevent.spawn(super().handle_quit, sig, frame)
 
