@@ -12,6 +12,7 @@ Every response carries ``x-restate-server``.
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
 from collections.abc import Callable, Iterable
@@ -59,6 +60,8 @@ class Endpoint:
         self._verifier: Any = None
         self._middleware: MiddlewareChain | None = None
         self._wsgi_app: WsgiApp | None = None
+        # the context class of each known (service, handler), looked up once (enum hashing is slow)
+        self._context_classes: dict[tuple[str, str], Callable[[Attempt], Context]] = {}
 
     # ------------------------------------------------------------------ configuration
 
@@ -307,23 +310,20 @@ class Endpoint:
             self._plain(exchange, 404, f"unknown {what}; known services: {', '.join(sorted(self._services))}")
             return
         exchange.respond(200, [("content-type", content_type), SERVER_HEADER])
+        factory = self._context_classes.get((service_name, handler_name))
+        if factory is None:
+            factory = self._context_classes[service_name, handler_name] = _context_class(service, handler)
         chain = self._middleware
         if chain is None:
             attempt = Attempt(
-                service,
-                handler,
-                VM(version),
-                exchange.inbox,
-                exchange,
-                context_factory=_context_class(service, handler),
+                service, handler, VM(version), exchange.inbox, exchange, context_factory=factory
             )
         else:
-            attempt = chain.attempt(
-                service, handler, version, exchange, context_factory=_context_class(service, handler)
-            )
+            attempt = chain.attempt(service, handler, version, exchange, context_factory=factory)
         attempt.run()
 
 
+@functools.lru_cache(maxsize=32)  # the runtime sends a handful of distinct values
 def _protocol_version(content_type: str) -> int | None:
     value = content_type.split(";", 1)[0].strip().lower()
     if not value.startswith(_INVOCATION_PREFIX):

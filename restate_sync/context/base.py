@@ -32,32 +32,36 @@ class ContextBase(Protocol):
     __slots__ = ("__weakref__", "_driver", "_random", "_request")
     _driver: ContextDriver
     _random: _rnd.Random | None
-    _request: Request
+    _request: Request | None
 
     def __init__(self, driver: ContextDriver) -> None:
         self._driver = driver
-        invocation = driver.input
         self._random: _rnd.Random | None = None
-        self._request = Request(
-            invocation.invocation_id,
-            dict(invocation.headers),
-            invocation.input,
-            AttemptFinishedEvent(driver.finished),
-            invocation.idempotency_key,
-            invocation.scope,
-            invocation.limit_key,
-        )
+        self._request = None  # built when first asked for: most handlers never do
 
     # ------------------------------------------------------------------ invocation metadata
 
     @property
     def request(self) -> Request:
         """The invocation's id, headers and raw input body."""
-        return self._request
+        request = self._request
+        if request is None:
+            driver = self._driver
+            invocation = driver.input
+            request = self._request = Request(
+                invocation.invocation_id,
+                dict(invocation.headers),
+                invocation.input,
+                AttemptFinishedEvent(driver.finished),
+                invocation.idempotency_key,
+                invocation.scope,
+                invocation.limit_key,
+            )
+        return request
 
     @property
     def invocation_id(self) -> str:
-        return self._request.id
+        return self._driver.input.invocation_id
 
     @property
     def logger(self) -> ReplayAwareLogger:

@@ -1313,7 +1313,10 @@ def _leaves(node: Any) -> list[Handle]:
         return [node]
     out: list[Handle] = []
     for child in node[1]:
-        out.extend(_leaves(child))
+        if type(child) is list:
+            out.extend(_leaves(child))
+        else:
+            out.append(child)
     return out
 
 

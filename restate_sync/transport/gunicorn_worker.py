@@ -119,7 +119,7 @@ class Worker(BaseWorker):  # type: ignore[misc]  # gunicorn is untyped
         in_flight = InFlight(self.handler)
         # gunicorn's --worker-connections bounds the open connections of each listener
         limits = replace(DEFAULT_LIMITS, max_connections=self.cfg.worker_connections)
-        servers = [H2Server(in_flight, sock, limits) for sock in self.sockets]
+        servers = [H2Server(in_flight.handle, sock, limits) for sock in self.sockets]
         for server in servers:
             server.start()
         while self.alive:

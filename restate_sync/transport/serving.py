@@ -76,7 +76,11 @@ def tune_process() -> None:
 
 
 class InFlight:
-    """Wraps a handler and counts the requests it is handling; :meth:`wait_idle` waits for none."""
+    """Wraps a handler and counts the requests it is handling; :meth:`wait_idle` waits for none.
+
+    Servers call :meth:`handle` (a method, not ``__call__``: CPython calls a method inline, but an
+    instance's ``__call__`` through C, which deepens the C stack every greenlet switch copies).
+    """
 
     __slots__ = ("_idle", "count", "handler")
 
@@ -86,7 +90,7 @@ class InFlight:
         self._idle = Event()
         self._idle.set()
 
-    def __call__(self, exchange: Exchange) -> None:
+    def handle(self, exchange: Exchange) -> None:
         self.count += 1
         self._idle.clear()
         try:
@@ -129,7 +133,7 @@ class EndpointServer:
         http1_limits: Http1Limits = DEFAULT_HTTP1_LIMITS,
     ) -> None:
         self.in_flight = InFlight(handler)
-        self._server = H2Server(self.in_flight, _listener(bind, listener), limits, http1_limits)
+        self._server = H2Server(self.in_flight.handle, _listener(bind, listener), limits, http1_limits)
         self._stopping = False
         self._stopped = Event()
 
