@@ -11,7 +11,9 @@ evicts idle pooled connections after five minutes.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
+
+from .limitcheck import check_positive_fields
 
 __all__ = ["DEFAULT_LIMITS", "H2Limits"]
 
@@ -63,15 +65,7 @@ class H2Limits:
     listen backlog holds new connections) until one closes, as nginx and gunicorn do."""
 
     def __post_init__(self) -> None:
-        for field in fields(self):
-            value = getattr(self, field.name)
-            if field.type == "float":
-                if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
-                    raise ValueError(
-                        f"H2Limits.{field.name} must be a positive number of seconds, got {value!r}"
-                    )
-            elif isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"H2Limits.{field.name} must be a positive int, got {value!r}")
+        check_positive_fields(self)
         for name in ("stream_window", "connection_window"):
             value = getattr(self, name)
             if not 65535 <= value <= 2**31 - 1:

@@ -8,9 +8,10 @@ when it hits one.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 
 from .body import DEFAULT_MAX_BODY_SIZE
+from .limitcheck import check_positive_fields
 
 __all__ = ["DEFAULT_HTTP1_LIMITS", "Http1Limits"]
 
@@ -37,15 +38,7 @@ class Http1Limits:
     reading) closes the connection."""
 
     def __post_init__(self) -> None:
-        for field in fields(self):
-            value = getattr(self, field.name)
-            if field.type == "float":
-                if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
-                    raise ValueError(
-                        f"Http1Limits.{field.name} must be a positive number of seconds, got {value!r}"
-                    )
-            elif isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"Http1Limits.{field.name} must be a positive int, got {value!r}")
+        check_positive_fields(self)
 
 
 DEFAULT_HTTP1_LIMITS = Http1Limits()
