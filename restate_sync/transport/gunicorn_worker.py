@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import os
 import signal
-import time
 from dataclasses import replace
 from typing import Any, cast
 
@@ -161,11 +160,8 @@ class Worker(BaseWorker):  # type: ignore[misc]  # gunicorn is untyped
         for server in servers:
             server.close()
         self.log.info("Worker draining (pid:%s): %d request(s) in flight", self.pid, in_flight.count)
-        deadline = time.monotonic() + self.cfg.graceful_timeout
-        while in_flight.count and (remaining := deadline - time.monotonic()) > 0:
-            self.notify()
-            in_flight.wait_idle(min(1.0, remaining))
-        if in_flight.count:
+        idle = in_flight.drain(self.cfg.graceful_timeout, heartbeat=self.notify)
+        if not idle:
             self.log.warning(
                 "Worker graceful timeout (pid:%s): %d request(s) still in flight; closing their "
                 "connections (the runtime retries them)",
@@ -173,7 +169,7 @@ class Worker(BaseWorker):  # type: ignore[misc]  # gunicorn is untyped
                 in_flight.count,
             )
         for server in servers:  # the runtime closes the connections once their last streams ended
-            server.stop(timeout=0 if in_flight.count else CLOSE_WAIT)
+            server.stop(timeout=CLOSE_WAIT if idle else 0)
 
     def handle_exit(self, sig: int, frame: Any) -> None:
         self._handled.add(sig)

@@ -21,6 +21,8 @@ import signal
 import socket
 import sys
 import threading
+import time
+from collections.abc import Callable
 from typing import Any
 
 import gevent
@@ -76,7 +78,7 @@ def tune_process() -> None:
 
 
 class InFlight:
-    """Wraps a handler and counts the requests it is handling; :meth:`wait_idle` waits for none.
+    """Wraps a handler and counts the requests it is handling; :meth:`drain` waits for none.
 
     Servers call :meth:`handle` (a method, not ``__call__``: CPython calls a method inline, but an
     instance's ``__call__`` through C, which deepens the C stack every greenlet switch copies).
@@ -100,9 +102,23 @@ class InFlight:
             if not self.count:
                 self._idle.set()
 
-    def wait_idle(self, timeout: float | None) -> bool:
-        """Block the calling greenlet until no request is in flight; False after ``timeout``."""
-        return bool(self._idle.wait(timeout))
+    def drain(self, timeout: float, heartbeat: Callable[[], None] | None = None) -> bool:
+        """Block the calling greenlet until no request is in flight; False after ``timeout`` seconds.
+
+        ``heartbeat``, if given, is called about once a second while waiting (a gunicorn worker
+        tells its arbiter it is alive).
+        """
+        deadline = time.monotonic() + timeout
+        while self.count:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return False
+            if heartbeat is None:
+                self._idle.wait(remaining)
+            else:
+                heartbeat()
+                self._idle.wait(min(1.0, remaining))
+        return True
 
 
 def _listener(bind: str | tuple[str, int] | None, listener: Any) -> Any:
@@ -164,7 +180,7 @@ class EndpointServer:
         self._stopping = True
         try:
             self._server.close()
-            idle = grace > 0 and self.in_flight.wait_idle(grace)
+            idle = grace > 0 and self.in_flight.drain(grace)
             if grace > 0 and not idle:
                 logger.warning(
                     "%d request(s) still in flight after the %gs grace period; closing their connections "
