@@ -121,6 +121,11 @@ class InFlight:
         return True
 
 
+def _url(host: str, port: int) -> str:
+    """``http://host:port``, an IPv6 host in brackets."""
+    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+
+
 def _listener(bind: str | tuple[str, int] | None, listener: Any) -> Any:
     if (bind is None) == (listener is None):
         raise ValueError("give exactly one of bind='HOST:PORT' and listener=<socket or (host, port)>")
@@ -166,8 +171,7 @@ class EndpointServer:
 
     @property
     def url(self) -> str:
-        host, port = self.address
-        return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+        return _url(*self.address)
 
     def stop(self, grace: float = DEFAULT_GRACE) -> None:
         """Stop accepting; give in-flight requests up to ``grace`` seconds; close every connection.
@@ -275,8 +279,7 @@ class ThreadedEndpointServer:
 
     @property
     def url(self) -> str:
-        host, port = self.address
-        return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+        return _url(*self.address)
 
     def stop(self, grace: float = DEFAULT_GRACE, timeout: float | None = None) -> None:
         """Stop as :meth:`EndpointServer.stop` does and wait for it (``timeout``: how long at most)."""
