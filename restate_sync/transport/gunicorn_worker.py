@@ -43,9 +43,9 @@ from gunicorn.workers.base import Worker as BaseWorker
 
 from ..exchange import Handler
 from .h2limits import DEFAULT_LIMITS
-from .h2server import CLOSE_WAIT, H2Server
+from .h2server import H2Server
 from .patching import warn_if_unpatched
-from .serving import InFlight
+from .serving import InFlight, stop_servers
 
 __all__ = ["NO_PATCH_ENV", "Worker"]
 
@@ -157,19 +157,18 @@ class Worker(BaseWorker):  # type: ignore[misc]  # gunicorn is untyped
 
     def _drain(self, servers: list[H2Server], in_flight: InFlight) -> None:
         """Stop accepting; wait (notifying the arbiter) for the requests in flight; close everything."""
-        for server in servers:
-            server.close()
         self.log.info("Worker draining (pid:%s): %d request(s) in flight", self.pid, in_flight.count)
-        idle = in_flight.drain(self.cfg.graceful_timeout, heartbeat=self.notify)
-        if not idle:
-            self.log.warning(
-                "Worker graceful timeout (pid:%s): %d request(s) still in flight; closing their "
-                "connections (the runtime retries them)",
-                self.pid,
-                in_flight.count,
-            )
-        for server in servers:  # the runtime closes the connections once their last streams ended
-            server.stop(timeout=CLOSE_WAIT if idle else 0)
+        stop_servers(
+            servers, in_flight, self.cfg.graceful_timeout, heartbeat=self.notify, on_timeout=self._log_timeout
+        )
+
+    def _log_timeout(self, count: int) -> None:
+        self.log.warning(
+            "Worker graceful timeout (pid:%s): %d request(s) still in flight; closing their "
+            "connections (the runtime retries them)",
+            self.pid,
+            count,
+        )
 
     def handle_exit(self, sig: int, frame: Any) -> None:
         self._handled.add(sig)

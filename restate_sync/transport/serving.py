@@ -23,6 +23,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 import gevent
@@ -43,6 +44,7 @@ __all__ = [
     "bind_listener",
     "serve",
     "serve_workers",
+    "stop_servers",
     "tune_process",
 ]
 
@@ -121,9 +123,43 @@ class InFlight:
         return True
 
 
+def stop_servers(
+    servers: list[H2Server],
+    in_flight: InFlight,
+    grace: float,
+    *,
+    heartbeat: Callable[[], None] | None = None,
+    on_timeout: Callable[[int], None] | None = None,
+) -> bool:
+    """The graceful stop every server takes: stop accepting, give the requests in flight up to
+    ``grace`` seconds (none when ``grace <= 0``), then close every connection.
+
+    ``heartbeat`` is called about once a second while waiting; ``on_timeout`` gets the number of
+    requests still in flight when the grace ran out, before their connections are closed (the
+    runtime retries them). Returns whether they all ended in time.
+    """
+    for server in servers:
+        server.close()
+    idle = grace > 0 and in_flight.drain(grace, heartbeat)
+    if grace > 0 and not idle and on_timeout is not None:
+        on_timeout(in_flight.count)
+    for server in servers:
+        server.stop(timeout=CLOSE_WAIT if idle else 0)
+    return idle
+
+
 def _url(host: str, port: int) -> str:
     """``http://host:port``, an IPv6 host in brackets."""
     return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+
+
+def _log_timeout(grace: float, count: int) -> None:
+    logger.warning(
+        "%d request(s) still in flight after the %gs grace period; closing their connections "
+        "(the runtime retries them)",
+        count,
+        grace,
+    )
 
 
 def _listener(bind: str | tuple[str, int] | None, listener: Any) -> Any:
@@ -183,16 +219,7 @@ class EndpointServer:
             return
         self._stopping = True
         try:
-            self._server.close()
-            idle = grace > 0 and self.in_flight.drain(grace)
-            if grace > 0 and not idle:
-                logger.warning(
-                    "%d request(s) still in flight after the %gs grace period; closing their connections "
-                    "(the runtime retries them)",
-                    self.in_flight.count,
-                    grace,
-                )
-            self._server.stop(timeout=CLOSE_WAIT if idle else 0)
+            stop_servers([self._server], self.in_flight, grace, on_timeout=partial(_log_timeout, grace))
         finally:
             self._stopped.set()
 
