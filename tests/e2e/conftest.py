@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
@@ -33,3 +34,18 @@ def env(always_suspend: bool) -> Iterator[restate_sync.testing.TestEnvironment]:
 def key() -> str:
     """A key no other test uses."""
     return uuid.uuid4().hex
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[Any]) -> Iterator[None]:
+    """A failing test shows the diagnostics of each fixture value that offers them
+    (``diagnostics() -> [(title, text)]``, e.g. the contract services' logs and unfinished
+    invocations)."""
+    outcome = yield
+    report = outcome.get_result()
+    if not report.failed:
+        return
+    for value in getattr(item, "funcargs", {}).values():
+        diagnostics = getattr(value, "diagnostics", None)
+        if callable(diagnostics):
+            report.sections.extend(diagnostics())

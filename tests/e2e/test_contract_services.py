@@ -27,8 +27,9 @@ from typing import Any
 
 import pytest
 
+from restate_sync.client import AdminClient
 from restate_sync.restate_server import RestateServer
-from restate_sync.restate_server.processes import free_port
+from restate_sync.restate_server.processes import free_port, tail_file
 
 from ..conformance.harness import (
     CONTRACT_HANDLERS,
@@ -51,6 +52,14 @@ MANIFEST = "application/vnd.restate.endpointmanifest.v3+json"
 SCENARIO_LOCAL = ("BlockingProxy", "Blocker")
 OBJECT_INTERPRETERS = ("ObjectInterpreterL0", "ObjectInterpreterL1", "ObjectInterpreterL2")
 HELPER = "ServiceInterpreterHelper"
+#: The interpreter's ThrowingSideEffect fails at random, half of its attempts. restate-server's
+#: default backoff (500 ms, doubling, up to 1 min) makes k failures in a row cost 0.5 * (2**k - 1)
+#: seconds: seven in a row (1 in 128) outlast the ingress client's 60 s. Retrying every 10-100 ms
+#: keeps the randomness and bounds its cost.
+QUICK_RETRIES = {
+    "RESTATE_DEFAULT_RETRY_POLICY__INITIAL_INTERVAL": "10ms",
+    "RESTATE_DEFAULT_RETRY_POLICY__MAX_INTERVAL": "100ms",
+}
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
@@ -68,6 +77,22 @@ class Contract:
     registered: dict[str, Any]
     ingress: Ingress
     suspending: bool
+
+    def diagnostics(self) -> list[tuple[str, str]]:
+        """What a failing test shows: the unfinished invocations and the end of each log."""
+        sections = [
+            (f"{path}, last 60 lines", tail_file(path, 60) or "<nothing>")
+            for path in (self.server.log_path, self.services.log_path, self.scenario_local.log_path)
+        ]
+        try:
+            rows = AdminClient(self.server.admin_url, timeout=3).query(
+                "SELECT id, target, status, retry_count, last_failure "
+                "FROM sys_invocation WHERE status != 'completed' LIMIT 30"
+            )
+            sections.append(("unfinished invocations", "\n".join(map(json.dumps, rows)) or "none"))
+        except Exception as exc:  # the diagnostics of a failure must not raise one of their own
+            sections.append(("unfinished invocations", f"<query failed: {exc!r}>"))
+        return sections
 
 
 def services_process(
@@ -88,7 +113,7 @@ def services_process(
 def contract(
     state_mode: str, always_suspend: bool, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Contract]:
-    server_env = dict(INACTIVITY_0) if always_suspend else {}
+    server_env = {**QUICK_RETRIES, **(INACTIVITY_0 if always_suspend else {})}
     if state_mode == "lazy":
         server_env.update(LAZY_STATE)
     log_dir = tmp_path_factory.mktemp(f"contract-{state_mode}")
