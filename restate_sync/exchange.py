@@ -52,20 +52,27 @@ DISCONNECTED: Final = _Signal("DISCONNECTED")
 class Inbox:
     """Single-consumer queue the handler greenlet blocks on; any greenlet of the same hub may put.
 
-    ``on_take``, if given, is called with the size of every ``bytes`` item as the consumer takes
-    it (from :meth:`get` or :meth:`get_nowait`): that is how a transport learns how much of the
-    request body was *consumed*, not merely queued, and gives flow-control credit back only for
-    that. :meth:`discard` drops what is left when the consumer is done and says how much it was.
+    ``on_take``, if given, is told how many octets of ``bytes`` items the consumer has taken:
+    that is how a transport learns how much of the request body was *consumed*, not merely
+    queued, and gives flow-control credit back only for that. It is told in batches, as soon as
+    ``tell_at`` octets taken are untold; :meth:`discard` drops what is left when the consumer is
+    done and says how much it was, the octets taken and not told included. So a consumer holds
+    back less than ``tell_at`` octets of credit, waiting or not: a transport picks ``tell_at``
+    small enough against its windows that the peer never stalls on it (HTTP/2 uses a quarter of
+    the stream's window at most, see ``h2server``).
     """
 
-    __slots__ = ("_hub", "_items", "_waiter", "on_disconnect", "on_take")
+    __slots__ = ("_hub", "_items", "_untold", "_waiter", "on_disconnect", "on_take", "tell_at")
 
-    def __init__(self, on_take: Callable[[int], None] | None = None) -> None:
+    def __init__(self, on_take: Callable[[int], None] | None = None, tell_at: int = 1) -> None:
         self._items: deque[Any] = deque()
         self._waiter: Waiter | None = None
         self._hub = gevent.get_hub()
-        #: called with the size of every bytes item taken (None: nobody wants to know)
+        self._untold = 0  # octets of bytes items taken, not yet told to on_take
+        #: told the octets of the bytes items taken, in batches (None: nobody wants to know)
         self.on_take = on_take
+        #: untold octets that make on_take be told at once (1: every bytes item taken)
+        self.tell_at = tell_at
         #: called (on the hub) when DISCONNECTED is put, for consumers busy elsewhere
         self.on_disconnect: Callable[[], None] | None = None
 
@@ -84,44 +91,54 @@ class Inbox:
 
     def get(self, timeout: float | None = None) -> Any:
         """Next item; blocks the calling greenlet. Returns ``None`` on timeout."""
-        if self._items:
-            item = self._items.popleft()
-            if self.on_take is not None and item.__class__ is bytes:
-                self.on_take(len(item))
-            return item
-        waiter = Waiter()
-        self._waiter = waiter
-        if timeout is None:
-            waiter.get()
-        else:
-            timer = self._hub.loop.timer(timeout)
-            timer.start(waiter.switch, None)
-            try:
+        items = self._items
+        if not items:
+            waiter = Waiter()
+            self._waiter = waiter
+            if timeout is None:
                 waiter.get()
-            finally:
-                timer.close()
-        self._waiter = None
-        if not self._items:
-            return None
-        item = self._items.popleft()
-        if self.on_take is not None and item.__class__ is bytes:
-            self.on_take(len(item))
+            else:
+                timer = self._hub.loop.timer(timeout)
+                timer.start(waiter.switch, None)
+                try:
+                    waiter.get()
+                finally:
+                    timer.close()
+            self._waiter = None
+            if not items:
+                return None
+        item = items.popleft()
+        if item.__class__ is bytes:
+            untold = self._untold = self._untold + len(item)
+            if untold >= self.tell_at:
+                self._tell()
         return item
 
     def get_nowait(self) -> Any:
-        if not self._items:
+        items = self._items
+        if not items:
             return None
-        item = self._items.popleft()
-        if self.on_take is not None and item.__class__ is bytes:
-            self.on_take(len(item))
+        item = items.popleft()
+        if item.__class__ is bytes:
+            untold = self._untold = self._untold + len(item)
+            if untold >= self.tell_at:
+                self._tell()
         return item
 
+    def _tell(self) -> None:
+        untold = self._untold
+        self._untold = 0
+        if self.on_take is not None:
+            self.on_take(untold)
+
     def discard(self) -> int:
-        """Drop every queued item; returns the octets of the ``bytes`` items among them."""
-        if not self._items:
-            return 0
-        dropped = sum(len(item) for item in self._items if item.__class__ is bytes)
-        self._items.clear()
+        """Drop every queued item; returns the octets of the ``bytes`` items among them, plus
+        those taken and not told to ``on_take`` yet."""
+        dropped = self._untold
+        self._untold = 0
+        if self._items:
+            dropped += sum(len(item) for item in self._items if item.__class__ is bytes)
+            self._items.clear()
         return dropped
 
 

@@ -67,6 +67,10 @@ _unpack_u32 = f.U32.unpack_from
 _frame_header = f.frame_header
 _window_update = f.window_update_frame
 
+_DATA = f.DATA
+_HEADERS = f.HEADERS
+_END_STREAM = f.END_STREAM
+_END_HEADERS = f.END_HEADERS
 _OPEN = StreamState.OPEN
 _HALF_CLOSED_REMOTE = StreamState.HALF_CLOSED_REMOTE
 _CLOSED = StreamState.CLOSED
@@ -292,13 +296,16 @@ class H2Connection:
         if self._table_size_update:
             self._table_size_update = False
             block = TABLE_SIZE_ZERO + block
-        flags = f.END_STREAM if end_stream else 0
+        flags = _END_STREAM if end_stream else 0
         stream_id = stream.stream_id
         stream.responded = True
         max_frame = self.peer_max_frame_size
-        self.out_size += 9 * (1 + len(block) // max_frame) + len(block)
-        if len(block) <= max_frame:
-            self.out.append(_frame_header(len(block), f.HEADERS, flags | f.END_HEADERS, stream_id) + block)
+        size = len(block)
+        self.out_size += 9 * (1 + size // max_frame) + size
+        if size <= max_frame:
+            self.out.append(
+                _pack_header(size >> 8, size & 0xFF, _HEADERS, flags | _END_HEADERS, stream_id) + block
+            )
         else:  # HEADERS + CONTINUATION frames, contiguous
             out = self.out
             frame_type = f.HEADERS
@@ -349,7 +356,8 @@ class H2Connection:
         last = size == remaining
         max_frame = self.peer_max_frame_size
         if size == total and size <= max_frame:  # the common case: one frame, no copy
-            self.out += (_frame_header(size, f.DATA, f.END_STREAM if end_stream else 0, stream_id), data)
+            header = _pack_header(size >> 8, size & 0xFF, _DATA, _END_STREAM if end_stream else 0, stream_id)
+            self.out += (header, data)
         else:
             view = memoryview(data)
             out = self.out

@@ -76,6 +76,8 @@ logger = logging.getLogger("restate_sync.transport")
 _peer_log = RateLimitedLog(logger, burst=10, interval=60.0)
 
 _READ_SIZE = 65536
+# the most request body octets an invocation consumes before its credit goes back (see tell_at)
+_TELL_AT = 16 * 1024
 # how long a connection closed after a protocol error or by the server's stop waits for the
 # peer to go away, and how long its writer gets to flush what is queued
 _LINGER = 1.0
@@ -110,7 +112,7 @@ class H2Stream:
         self.headers = headers
         self.method = headers.get(":method", "GET")
         self.path = headers.get(":path", "/")
-        self.inbox = Inbox(self._consumed)
+        self.inbox = Inbox(self._consumed, connection.tell_at)
         self._ended = False  # the handler ended the response (respond with body, or close)
         self.done = False  # the handler returned: request body bytes are dropped
 
@@ -120,10 +122,7 @@ class H2Stream:
 
     def _consumed(self, octets: int) -> None:
         """The handler took ``octets`` of the request body from the inbox: credit for the peer."""
-        connection = self._connection
-        if not connection._closed:
-            connection.protocol.acknowledge_received_data(self.stream, octets)
-            connection._kick()
+        self._connection.consumed(self, octets)
 
     def respond(self, status: int, headers: list[tuple[str, str]], body: bytes | None = None) -> None:
         connection = self._connection
@@ -163,6 +162,17 @@ class ServerConnection:
         self._window_event: Event | None = None
         self._room_event: Event | None = None  # writers and the reader waiting for output room
         self._max_output = limits.max_output_buffer
+        # Credit goes back once a stream's invocation consumed this much (and when it ends):
+        # small against the stream's window and the connection's share of each stream, so what
+        # the invocations hold back never stalls the peer (the windows give credit back at half).
+        self.tell_at = max(
+            1,
+            min(
+                _TELL_AT,
+                limits.stream_window // 4,
+                limits.connection_window // (4 * limits.max_concurrent_streams),
+            ),
+        )
         self._sending = 0  # octets of the send in progress
         self._progress = 0  # sends completed (partial ones included), for the send timeout
         self._reads = 0  # reads that returned data, for the idle timeout
