@@ -103,6 +103,8 @@ class FrameDecoder:
         Raises :class:`FramingError` (code 571) when a header declares more than the limit.
         """
         buffer = self._buffer
+        if not buffer and type(data) is bytes:
+            return self._feed_whole(data)
         buffer += data
         if len(buffer) < self._need:
             return []
@@ -114,11 +116,7 @@ class FrameDecoder:
             while end - offset >= HEADER_SIZE:
                 message_type, flags, length = _HEADER.unpack_from(view, offset)
                 if length > self._max:
-                    raise FramingError(
-                        f"message type 0x{message_type:04x} declares {length} bytes, more than the "
-                        f"{self._max} allowed (set {MAX_MESSAGE_SIZE_ENV} to raise the limit)",
-                        code=571,
-                    )
+                    raise self._too_large(message_type, length)
                 start = offset + HEADER_SIZE
                 if end - start < length:
                     self._need = HEADER_SIZE + length
@@ -133,4 +131,32 @@ class FrameDecoder:
             del buffer[:offset]
             if len(buffer) < HEADER_SIZE:
                 self._need = HEADER_SIZE
+        return frames
+
+    def _too_large(self, message_type: int, length: int) -> FramingError:
+        return FramingError(
+            f"message type 0x{message_type:04x} declares {length} bytes, more than the "
+            f"{self._max} allowed (set {MAX_MESSAGE_SIZE_ENV} to raise the limit)",
+            code=571,
+        )
+
+    def _feed_whole(self, data: bytes) -> list[tuple[int, int, bytes]]:
+        """:meth:`feed` with nothing buffered (the usual case: a chunk holds whole messages):
+        frames are cut from ``data`` itself; only an incomplete rest is buffered."""
+        frames: list[tuple[int, int, bytes]] = []
+        offset = 0
+        end = len(data)
+        while end - offset >= HEADER_SIZE:
+            message_type, flags, length = _HEADER.unpack_from(data, offset)
+            if length > self._max:
+                raise self._too_large(message_type, length)
+            start = offset + HEADER_SIZE
+            stop = start + length
+            if stop > end:
+                self._need = HEADER_SIZE + length
+                break
+            frames.append((message_type, flags, data[start:stop]))
+            offset = stop
+        if offset < end:
+            self._buffer += data[offset:] if offset else data
         return frames

@@ -251,6 +251,9 @@ _PENDING, _SUCCEEDED, _FAILED, _SHORT = 0, 1, 2, 3
 _FC = CombinatorKind.FIRST_COMPLETED
 _AC = CombinatorKind.ALL_COMPLETED
 _FSAF = CombinatorKind.FIRST_SUCCEEDED_OR_ALL_FAILED
+# the phases every syscall checks for
+_PROCESSING = Phase.PROCESSING
+_REPLAYING = Phase.REPLAYING
 
 
 def _one_line(message: Any) -> str:
@@ -505,10 +508,12 @@ class VM:
         return self._failure
 
     def _check_open(self) -> None:
-        if self.phase is Phase.CLOSED:
+        phase = self.phase
+        if phase is _PROCESSING or phase is _REPLAYING:  # every syscall checks: the common case first
+            return
+        if phase is Phase.CLOSED:
             self._raise_closed()
-        if self.phase is not Phase.REPLAYING and self.phase is not Phase.PROCESSING:
-            raise RuntimeError(f"syscall before the invocation is ready ({self.phase.value})")
+        raise RuntimeError(f"syscall before the invocation is ready ({phase.value})")
 
     def _raise_closed(self) -> None:
         if self._failure is not None:
@@ -1110,6 +1115,12 @@ class VM:
         if type(future) is not Combinator:  # the common case: one leaf, raced with the cancel signal
             while future not in ready and not (race_cancel and CANCEL_SIGNAL in ready):
                 if not self._move_one_notification():
+                    if (
+                        isinstance(future, int)
+                        and future in self._runs_to_execute
+                        and self.phase is _PROCESSING
+                    ):
+                        return self._execute_run(future)  # run_sync, without building the tree
                     return self._no_progress([_FC, [future, CANCEL_SIGNAL]] if race_cancel else future)
             progress = Progress.ANY_COMPLETED
         elif self._implicit_cancellation:
@@ -1153,16 +1164,14 @@ class VM:
                     related_command_type=m.RUN if info else None,
                 )
             )
-        leaves = _leaves(tree)
-        if self._runs_to_execute:
-            for leaf in leaves:
-                if type(leaf) is int and leaf in self._runs_to_execute:
-                    self._runs_to_execute.discard(leaf)
-                    self._runs_executing.add(leaf)
-                    self.run_to_execute = leaf
-                    return Progress.EXECUTE_RUN
+        runs = self._runs_to_execute
+        if runs:
+            for leaf in _leaves(tree):
+                if type(leaf) is int and leaf in runs:
+                    return self._execute_run(leaf)
         if self._input_closed:
-            if self._runs_executing and any(leaf in self._runs_executing for leaf in leaves):
+            executing = self._runs_executing
+            if executing and any(leaf in executing for leaf in _leaves(tree)):
                 return Progress.WAITING
             self._suspend(tree)
         if self.version >= 7 and not self._runs_executing:
@@ -1170,6 +1179,13 @@ class VM:
             _to_future_pb(tree, message.awaiting_on)
             self._write(m.AWAITING_ON, message)
         return Progress.WAITING
+
+    def _execute_run(self, handle: int) -> Progress:
+        """The awaited run ``handle`` has not executed yet: the driver executes it now."""
+        self._runs_to_execute.discard(handle)
+        self._runs_executing.add(handle)
+        self.run_to_execute = handle
+        return Progress.EXECUTE_RUN
 
     def _move_one_notification(self) -> bool:
         if not self._queue:

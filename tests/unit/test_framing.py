@@ -29,6 +29,16 @@ def test_decoder_accepts_a_split_at_every_byte(cut):
     assert decoder.pending == 0
 
 
+@pytest.mark.parametrize("cut", range(1, len(STREAM)))
+def test_whole_frames_after_a_split_one(cut):
+    # with nothing buffered the decoder cuts frames from the chunk itself, else from its buffer
+    decoder = FrameDecoder()
+    got = decoder.feed(STREAM[:cut]) + decoder.feed(STREAM[cut:]) + decoder.feed(STREAM)
+    assert got == FRAMES * 2
+    assert all(type(payload) is bytes for _, _, payload in got)
+    assert decoder.pending == 0
+
+
 def test_decoder_fed_one_byte_at_a_time():
     decoder = FrameDecoder()
     got = []
@@ -59,6 +69,14 @@ def test_the_limit_is_checked_on_the_header_before_any_payload_arrives():
         and "1025" in str(raised.value)
         and "RESTATE_SYNC_MAX_MESSAGE_SIZE" in str(raised.value)
     )
+
+
+def test_the_limit_is_checked_on_a_header_split_across_chunks():
+    decoder = FrameDecoder(max_message_size=1024)
+    header_only = encode_frame(0x0400, b"x" * 1025)[:8]
+    assert decoder.feed(header_only[:3]) == []
+    with pytest.raises(FramingError, match="1025"):
+        decoder.feed(header_only[3:])
 
 
 def test_the_default_limit_follows_restate_servers_message_size_limit():
