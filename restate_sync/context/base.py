@@ -107,6 +107,34 @@ class ContextBase(Protocol):
         ``retry_after`` sets the delay). With ``background=True`` the block runs in gevent's thread
         pool (for CPU-bound native code).
         """
+        future = self._run(name, fn, args, type, serde, retry_policy, background)
+        self._driver.track(future, "run", name)
+        return future
+
+    def run_sync(
+        self,
+        name: str,
+        fn: Callable[..., T],
+        *args: Any,
+        type: Any = None,
+        serde: Serde[T] | None = None,
+        retry_policy: RunRetryPolicy | None = None,
+        background: bool = False,
+    ) -> T:
+        """``run(...)`` and wait for its result."""
+        # awaited at once: no need to remember it for the never-awaited warning
+        return self._run(name, fn, args, type, serde, retry_policy, background).result()
+
+    def _run(
+        self,
+        name: str,
+        fn: Callable[..., T],
+        args: tuple[Any, ...],
+        type: Any,
+        serde: Serde[T] | None,
+        retry_policy: RunRetryPolicy | None,
+        background: bool,
+    ) -> HandleFuture[T]:
         driver = self._driver
         vm = driver.usable_vm()
         if serde is None:
@@ -122,24 +150,7 @@ class ContextBase(Protocol):
             background,
             serde.serialize,
         )
-        future: HandleFuture[T] = HandleFuture(driver, handle, decoder(serde, "run", name))
-        driver.track(future, "run", name)
-        return future
-
-    def run_sync(
-        self,
-        name: str,
-        fn: Callable[..., T],
-        *args: Any,
-        type: Any = None,
-        serde: Serde[T] | None = None,
-        retry_policy: RunRetryPolicy | None = None,
-        background: bool = False,
-    ) -> T:
-        """``run(...)`` and wait for its result."""
-        return self.run(
-            name, fn, *args, type=type, serde=serde, retry_policy=retry_policy, background=background
-        ).result()
+        return HandleFuture(driver, handle, decoder(serde, "run", name))
 
     def sleep(self, duration: Duration, name: str = "") -> DurableFuture[None]:
         """A durable timer; ``.result()`` returns once ``duration`` has passed."""
