@@ -35,7 +35,10 @@ What it does, in order:
 ``git worktree`` under ``benchmarks/out/``, served by the same virtualenv with PYTHONPATH pointing
 at it, services suffixed ``Base``), measured right after the current code in every round; the
 report then has a "vs the baseline" table (CPU/req and req/s ratios, median of the per-round
-ratios) and a ≤ 1.05× CPU target for greet and noop at c=50.
+ratios) and a ≤ 1.05× CPU target for greet and noop at c=50. With ``--together`` the current code
+and the baseline are measured in the same window instead, each under its own ``wrk`` with the
+same concurrency: both then meet the same server, at the same moment, which windows taken one
+after the other do not (restate-server's throughput drifts by ±20 % between windows).
 
 Everything is bounded in time and stops every process it started, also on Ctrl-C/SIGTERM.
 """
@@ -52,6 +55,7 @@ import subprocess
 import sys
 import time
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -364,6 +368,38 @@ def measure(
         sdk_rss=bl.rss_bytes(pid, tree=True),
     )
     return result
+
+
+def measure_together(
+    server: Any,
+    sdks: dict[str, dict[str, Any]],
+    scenario: str,
+    names: list[str],
+    concurrency: int,
+    warmup: float,
+    window: float,
+    out: Path,
+    round_no: int = 0,
+) -> list[dict[str, Any]]:
+    """:func:`measure` for several SDKs at once, each under its own wrk (``--together``)."""
+    with ThreadPoolExecutor(len(names)) as pool:
+        runs = [
+            pool.submit(measure, server, sdks, scenario, n, concurrency, warmup, window, out, round_no)
+            for n in names
+        ]
+        return [run.result() for run in runs]
+
+
+def measure_groups(sdk_names: list[str], together: bool) -> list[list[str]]:
+    """The SDKs of one round, in order; with ``together`` restate_sync and the baseline share one window."""
+    if not together or "base" not in sdk_names:
+        return [[n] for n in sdk_names]
+    groups: list[list[str]] = []
+    for name in sdk_names:
+        if name == "base":
+            continue
+        groups.append(["restate_sync", "base"] if name == "restate_sync" else [name])
+    return groups
 
 
 def aggregate(rounds: list[dict[str, Any]]) -> dict[str, Any]:
@@ -802,9 +838,14 @@ def baseline_section(results: dict[str, Any]) -> str:
         f"### restate_sync vs the baseline `{base['rev']}` ({base['commit'][:12]})",
         "",
         "Both served side by side from the same virtualenv (the baseline from a detached git worktree "
-        "on PYTHONPATH, services suffixed `Base`), measured in the same rounds, alternating. "
-        "CPU ratio < 1 and req/s ratio > 1 are better for the current code; the median is over the "
-        "per-round ratios (each pair of windows adjacent in time).",
+        "on PYTHONPATH, services suffixed `Base`), "
+        + (
+            "measured in the same windows, each under its own wrk with the same concurrency (--together). "
+            if results["args"].get("together")
+            else "measured in the same rounds, alternating. "
+        )
+        + "CPU ratio < 1 and req/s ratio > 1 are better for the current code; the median is over the "
+        "per-round ratios (each pair of windows adjacent or simultaneous in time).",
         "",
         "| scenario | c | CPU/req now/base (total) | CPU/req now/base (median of rounds) | per-round CPU ratios "
         "| req/s now/base (total) | req/s now/base (median) |",
@@ -912,6 +953,12 @@ def main() -> int:
         help="also serve restate_sync as of git revision REV (a detached worktree under benchmarks/out/, "
         "services suffixed Base) right after the current code in every round, and report the ratios",
     )
+    parser.add_argument(
+        "--together",
+        action="store_true",
+        help="with --baseline: measure the current code and the baseline in the same window, each under "
+        "its own wrk with the same concurrency (instead of one after the other)",
+    )
     parser.add_argument("--skip-load", action="store_true", help="skip the three-SDK load runs")
     parser.add_argument("--skip-vm", action="store_true", help="skip vm_bench.py")
     parser.add_argument("--skip-scale", action="store_true", help="skip scale_test.py")
@@ -944,6 +991,8 @@ def main() -> int:
     for s in sdk_names:
         if s not in SDKS:
             raise SystemExit(f"unknown SDK {s!r}")
+    if args.together and not args.baseline:
+        raise SystemExit("error: --together measures restate_sync with the baseline; give --baseline REV")
     if args.baseline:
         ensure_baseline(args.baseline)
         if "restate_sync" not in sdk_names:
@@ -992,12 +1041,12 @@ def main() -> int:
                     for c in concurrencies:
                         rounds: dict[str, list[dict[str, Any]]] = {n: [] for n in sdk_names}
                         for round_no in range(args.rounds):
-                            for name in sdk_names:
-                                r = measure(
-                                    server, sdks, scenario, name, c, args.warmup, args.window, out, round_no
-                                )
-                                rounds[name].append(r)
-                                results["raw"].append({k: v for k, v in r.items() if k != "hist"})
+                            for group in measure_groups(sdk_names, args.together):
+                                for r in measure_together(
+                                    server, sdks, scenario, group, c, args.warmup, args.window, out, round_no
+                                ):
+                                    rounds[r["sdk"]].append(r)
+                                    results["raw"].append({k: v for k, v in r.items() if k != "hist"})
                                 time.sleep(2.0 if scenario == "send" else 0.5)  # let one-way sends drain
                         cell = {n: aggregate(rs) for n, rs in rounds.items()}
                         results["cells"][f"{scenario}@{c}"] = cell
