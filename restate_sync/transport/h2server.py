@@ -68,6 +68,7 @@ from .h2frames import PREFACE
 from .h2limits import DEFAULT_LIMITS, H2Limits
 from .h2state import SENDING, H2ProtocolError, StreamState
 from .http1limits import DEFAULT_HTTP1_LIMITS, Http1Limits
+from .workers import Workers
 
 __all__ = ["CLOSE_WAIT", "PREFACE", "H2Limits", "H2Server", "H2Stream", "ServerConnection", "parse_bind"]
 
@@ -151,10 +152,16 @@ class ServerConnection:
     """Serves one client connection until the peer closes it (or breaks the protocol)."""
 
     def __init__(
-        self, sock: socket.socket, handler: Callable[[H2Stream], None], limits: H2Limits = DEFAULT_LIMITS
+        self,
+        sock: socket.socket,
+        handler: Callable[[H2Stream], None],
+        limits: H2Limits = DEFAULT_LIMITS,
+        workers: Workers | None = None,
     ) -> None:
         self.sock = sock
         self.handler = handler
+        # the greenlets the streams' handlers run on (reused across connections by the server)
+        self._spawn = workers.spawn if workers is not None else gevent.spawn
         self.limits = limits
         self.protocol = H2Connection(limits)
         self.streams = self.protocol.streams  # the open streams' protocol state, by id
@@ -399,7 +406,7 @@ class ServerConnection:
                 stream.user = exchange
                 if event.end_stream:
                     exchange.inbox.put(EOF)
-                gevent.spawn(self._run_stream, exchange)
+                self._spawn(self._run_stream, exchange)
             elif cls is StreamEnded:
                 stream = event.stream
                 exchange = stream.user
@@ -556,6 +563,7 @@ class H2Server:
         # runtime keeps pooled connections to a deployment that merely stopped listening.
         self._pool = Pool(limits.max_connections)
         self._server = StreamServer(listener, self._handle_connection, spawn=self._pool)
+        self._workers = Workers()
 
     @property
     def address(self) -> tuple[str, int]:
@@ -587,6 +595,7 @@ class H2Server:
         if timeout:
             pool.join(timeout=timeout)
         pool.kill(block=True, timeout=_FLUSH + _LINGER + 0.5)
+        self._workers.close()
 
     def _handle_connection(self, sock: socket.socket, address: Any) -> None:
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
@@ -608,7 +617,7 @@ class H2Server:
 
             serve_http1(sock, self.handler, initial, f"{address[0]}:{address[1]}", self.http1_limits)
             return
-        connection = ServerConnection(sock, self.handler, self.limits)
+        connection = ServerConnection(sock, self.handler, self.limits, self._workers)
         connection.serve(initial)
 
 
