@@ -38,7 +38,8 @@ report then has a "vs the baseline" table (CPU/req and req/s ratios, median of t
 ratios) and a ≤ 1.05× CPU target for greet and noop at c=50. With ``--together`` the current code
 and the baseline are measured in the same window instead, each under its own ``wrk`` with the
 same concurrency: both then meet the same server, at the same moment, which windows taken one
-after the other do not (restate-server's throughput drifts by ±20 % between windows).
+after the other do not (restate-server's throughput drifts by ±20 % between windows). Sharing the
+server halves each one's req/s, so ``--together`` takes ``--sdks restate_sync`` only.
 
 Everything is bounded in time and stops every process it started, also on Ctrl-C/SIGTERM.
 """
@@ -993,6 +994,11 @@ def main() -> int:
             raise SystemExit(f"unknown SDK {s!r}")
     if args.together and not args.baseline:
         raise SystemExit("error: --together measures restate_sync with the baseline; give --baseline REV")
+    if args.together and args.sdks != "restate_sync":
+        # together, the two share restate-server: their req/s say nothing next to an SDK measured alone
+        raise SystemExit(
+            "error: --together compares restate_sync with the baseline only; use --sdks restate_sync"
+        )
     if args.baseline:
         ensure_baseline(args.baseline)
         if "restate_sync" not in sdk_names:
