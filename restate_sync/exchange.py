@@ -105,16 +105,10 @@ class Inbox:
                 finally:
                     timer.close()
             self._waiter = None
-            if not items:
-                return None
-        item = items.popleft()
-        if item.__class__ is bytes:
-            untold = self._untold = self._untold + len(item)
-            if untold >= self.tell_at:
-                self._tell()
-        return item
+        return self.get_nowait()
 
     def get_nowait(self) -> Any:
+        """Next item, or ``None`` if there is none."""
         items = self._items
         if not items:
             return None
