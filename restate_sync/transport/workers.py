@@ -52,9 +52,13 @@ class Workers:
         if idle:
             self._loop.run_callback(idle.pop().switch, (fn, arg))
         else:
-            gevent.spawn(self._work, fn, arg)
+            # the first call goes in a list the greenlet empties: gevent keeps a greenlet's
+            # arguments as long as it runs, and this one runs for many calls
+            gevent.spawn(self._work, [fn, arg])
 
-    def _work(self, fn: Callable[[Any], None], arg: Any) -> None:
+    def _work(self, first: list[Any]) -> None:
+        fn, arg = first
+        first.clear()
         idle = self._idle
         if self._loop is None:
             self._loop = gevent.get_hub().loop

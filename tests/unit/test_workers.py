@@ -105,3 +105,21 @@ def test_a_call_that_raises_ends_only_its_own_greenlet() -> None:
     _run(workers, ran.append, 1)
     assert ran == [1]
     workers.close()
+
+
+def test_a_parked_greenlet_holds_nothing_of_its_calls() -> None:
+    import gc
+    import weakref
+
+    class Exchange:
+        pass
+
+    workers = Workers()
+    exchange = Exchange()
+    gone = weakref.ref(exchange)
+    _run(workers, lambda _: None, exchange)  # the first call of a new greenlet
+    del exchange
+    gevent.idle()
+    gc.collect()
+    assert workers.idle == 1 and gone() is None, "the parked greenlet keeps its first call's argument"
+    workers.close()
