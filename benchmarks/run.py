@@ -391,18 +391,6 @@ def measure_together(
         return [run.result() for run in runs]
 
 
-def measure_groups(sdk_names: list[str], together: bool) -> list[list[str]]:
-    """The SDKs of one round, in order; with ``together`` restate_sync and the baseline share one window."""
-    if not together or "base" not in sdk_names:
-        return [[n] for n in sdk_names]
-    groups: list[list[str]] = []
-    for name in sdk_names:
-        if name == "base":
-            continue
-        groups.append(["restate_sync", "base"] if name == "restate_sync" else [name])
-    return groups
-
-
 def aggregate(rounds: list[dict[str, Any]]) -> dict[str, Any]:
     hist: Counter[int] = Counter()
     for r in rounds:
@@ -994,7 +982,7 @@ def main() -> int:
             raise SystemExit(f"unknown SDK {s!r}")
     if args.together and not args.baseline:
         raise SystemExit("error: --together measures restate_sync with the baseline; give --baseline REV")
-    if args.together and args.sdks != "restate_sync":
+    if args.together and sdk_names != ["restate_sync"]:
         # together, the two share restate-server: their req/s say nothing next to an SDK measured alone
         raise SystemExit(
             "error: --together compares restate_sync with the baseline only; use --sdks restate_sync"
@@ -1047,7 +1035,9 @@ def main() -> int:
                     for c in concurrencies:
                         rounds: dict[str, list[dict[str, Any]]] = {n: [] for n in sdk_names}
                         for round_no in range(args.rounds):
-                            for group in measure_groups(sdk_names, args.together):
+                            # --together: restate_sync and the baseline (the only SDKs then) share one window
+                            groups = [sdk_names] if args.together else [[n] for n in sdk_names]
+                            for group in groups:
                                 for r in measure_together(
                                     server, sdks, scenario, group, c, args.warmup, args.window, out, round_no
                                 ):

@@ -58,8 +58,8 @@ class Inbox:
     ``tell_at`` octets taken are untold; :meth:`discard` drops what is left when the consumer is
     done and says how much it was, the octets taken and not told included. So a consumer holds
     back less than ``tell_at`` octets of credit, waiting or not: a transport picks ``tell_at``
-    small enough against its windows that the peer never stalls on it (HTTP/2 uses a quarter of
-    the stream's window at most, see ``h2server``).
+    small enough against its windows that the peer never stalls on it (HTTP/2:
+    ``H2Limits.credit_batch``).
     """
 
     __slots__ = ("_hub", "_items", "_untold", "_waiter", "on_disconnect", "on_take", "tell_at")

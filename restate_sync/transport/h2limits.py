@@ -72,6 +72,14 @@ class H2Limits:
                 raise ValueError(f"H2Limits.{name} must be in [65535, 2^31-1], got {value!r}")
 
     @property
+    def credit_batch(self) -> int:
+        """Request body octets an invocation consumes before the credit goes back (and when it
+        ends): 16 KiB, less for small windows (a quarter of ``stream_window`` and of the
+        connection window's share per stream), so the credit held back never stalls the peer."""
+        share = self.connection_window // (4 * self.max_concurrent_streams)
+        return max(1, min(16 * 1024, self.stream_window // 4, share))
+
+    @property
     def max_header_block(self) -> int:
         """A header block (HEADERS + CONTINUATION fragments) larger than this ends the connection."""
         return 2 * self.max_header_list_size

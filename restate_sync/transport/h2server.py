@@ -77,8 +77,6 @@ logger = logging.getLogger("restate_sync.transport")
 _peer_log = RateLimitedLog(logger, burst=10, interval=60.0)
 
 _READ_SIZE = 65536
-# the most request body octets an invocation consumes before its credit goes back (see tell_at)
-_TELL_AT = 16 * 1024
 # how long a connection closed after a protocol error or by the server's stop waits for the
 # peer to go away, and how long its writer gets to flush what is queued
 _LINGER = 1.0
@@ -113,7 +111,7 @@ class H2Stream:
         self.headers = headers
         self.method = headers.get(":method", "GET")
         self.path = headers.get(":path", "/")
-        self.inbox = Inbox(self._consumed, connection.tell_at)
+        self.inbox = Inbox(self._consumed, connection.credit_batch)
         self._ended = False  # the handler ended the response (respond with body, or close)
         self.done = False  # the handler returned: request body bytes are dropped
 
@@ -169,17 +167,7 @@ class ServerConnection:
         self._window_event: Event | None = None
         self._room_event: Event | None = None  # writers and the reader waiting for output room
         self._max_output = limits.max_output_buffer
-        # Credit goes back once a stream's invocation consumed this much (and when it ends):
-        # small against the stream's window and the connection's share of each stream, so what
-        # the invocations hold back never stalls the peer (the windows give credit back at half).
-        self.tell_at = max(
-            1,
-            min(
-                _TELL_AT,
-                limits.stream_window // 4,
-                limits.connection_window // (4 * limits.max_concurrent_streams),
-            ),
-        )
+        self.credit_batch = limits.credit_batch  # each stream's Inbox tells its consumption in these
         self._sending = 0  # octets of the send in progress
         self._progress = 0  # sends completed (partial ones included), for the send timeout
         self._reads = 0  # reads that returned data, for the idle timeout
